@@ -1,0 +1,58 @@
+// Package store holds the DynamoDB conventions shared by every function: how the client is
+// built and how the two tables are keyed.
+//
+// The state table is a single table keyed by pk (partition) and sk (sort), with a TTL attribute
+// expires_at. Each kind of item owns a pk prefix:
+//
+//	BREAKER#<dependency>           STATE              circuit breaker state (pkg/breaker)
+//	CATASTROPHE#<target>           STATE              outage mode flag and master incident
+//	CALLER#<servicenow sys_id>     WAITING            caller -> waiting Genesys conversation
+//	CONTACT#<messagebird contact>  LINK               MessageBird contact -> JSM request
+//	OUTBOX                         <due>#<key>        escalations waiting for the redrive
+//	REPLAY#<scheme>#<id>           REPLAY             webhook and signature replay guards
+//
+// The idempotency table follows Powertools for AWS Lambda: id, expiration, status,
+// in_progress_expiration, data, validation.
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// Attribute names of the state table.
+const (
+	PK        = "pk"
+	SK        = "sk"
+	ExpiresAt = "expires_at" // TTL, unix seconds; readers must also check it (TTL deletion lags)
+)
+
+// LoadAWS loads the AWS configuration without touching the network. Endpoints follow the SDK's
+// standard variables (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SECRETS_MANAGER), which is how
+// tests and the local stack point the real SDK at local servers.
+func LoadAWS(ctx context.Context) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx,
+		awsconfig.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}),
+		// The SDK's own retries stay on (they handle throttling), but few: callers are waiting,
+		// and every operation is bounded by the invocation's context anyway.
+		awsconfig.WithRetryMaxAttempts(2),
+	)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// NewDynamoDB builds a DynamoDB client.
+func NewDynamoDB(cfg aws.Config) *dynamodb.Client {
+	return dynamodb.NewFromConfig(cfg)
+}
+
+// TTL returns the expires_at value for an item that should live for d.
+func TTL(now time.Time, d time.Duration) int64 { return now.Add(d).Unix() }
