@@ -17,10 +17,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -275,10 +278,17 @@ func checkJSONContentType(ct string) *Error {
 }
 
 // DecodeJSON decodes a JSON object body into v. Strict decoding rejects unknown fields, which
-// catches a misspelt data action input ("conversationID") before it silently does nothing.
+// catches a misspelt data action input ("conversation_id", "conversationID") before it silently
+// does nothing. Names must match exactly: encoding/json alone matches them case-insensitively,
+// and a Genesys input contract is case-sensitive.
 func DecodeJSON(body []byte, v any, strict bool) *Error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return Invalid("body", "invalid_json", "the body is empty; send a JSON object")
+	}
+	if strict {
+		if err := exactFieldNames(body, v); err != nil {
+			return err
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if strict {
@@ -287,10 +297,55 @@ func DecodeJSON(body []byte, v any, strict bool) *Error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	// Anything after the object, even a stray "}" (which Decoder.More does not report), means
+	// the template rendered something other than the one object we expect.
+	if _, err := dec.Token(); err != io.EOF {
 		return Invalid("body", "invalid_json", "the body has data after the JSON object")
 	}
 	return nil
+}
+
+// exactFieldNames rejects top-level keys of body that are not, letter for letter, a JSON field
+// name of the struct v points to. Bodies that are not objects are left to the decoder.
+func exactFieldNames(body []byte, v any) *Error {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys map[string]json.RawMessage
+	_ = json.Unmarshal(body, &keys) // not an object: the decoder reports it, naming the problem
+	if keys == nil {
+		return nil
+	}
+	names := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		names[name] = true
+	}
+	unknown := make([]string, 0, len(keys))
+	for k := range keys {
+		if !names[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	return Invalid(unknown[0], "unknown_field", "%s is not an input of this action (names are case-sensitive); check the data action's request template", unknown[0])
 }
 
 func jsonError(err error) *Error {
@@ -319,7 +374,9 @@ func jsonKind(k string) string {
 	switch k {
 	case "string":
 		return "a string"
-	case "int", "int64", "int32", "uint", "uint64", "float64", "float32":
+	case "int", "int64", "int32", "int16", "int8", "uint", "uint64", "uint32", "uint16", "uint8":
+		return "a whole number"
+	case "float64", "float32":
 		return "a number"
 	case "bool":
 		return "true or false"
@@ -356,6 +413,8 @@ func (t *Text) UnmarshalJSON(b []byte) error {
 		*t = Text(strings.TrimSpace(s))
 	case len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9') || b[0] == 't' || b[0] == 'f'):
 		*t = Text(b)
+	case len(b) > 0 && b[0] == '[':
+		return &json.UnmarshalTypeError{Value: "array", Type: textType}
 	default:
 		return &json.UnmarshalTypeError{Value: "object", Type: textType}
 	}
@@ -391,9 +450,30 @@ func (n *Int) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 	}
+	bad := &json.UnmarshalTypeError{Value: "string " + strconv.Quote(s), Type: intType}
+	if !bytes.HasPrefix(b, []byte(`"`)) {
+		switch b[0] {
+		case '{':
+			bad.Value = "object"
+		case '[':
+			bad.Value = "array"
+		case 't', 'f':
+			bad.Value = "bool"
+		default:
+			bad.Value = "number " + s // as encoding/json says it
+		}
+	}
+	if !json.Valid([]byte(s)) || strings.ContainsAny(s, `"tfn[{`) {
+		return bad // only JSON number syntax: no hex, "Inf", "1_000", booleans or objects
+	}
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		*n = Int{Value: i, Set: true} // exact, even beyond 2^53
+		return nil
+	}
+	// 12.0 and 1e3 are whole numbers too
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || v != float64(int64(v)) {
-		return &json.UnmarshalTypeError{Value: "string " + strconv.Quote(s), Type: intType}
+	if err != nil || v != math.Trunc(v) || v < -(1<<63) || v >= 1<<63 {
+		return bad
 	}
 	*n = Int{Value: int64(v), Set: true}
 	return nil

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cxbridge/cxbridge/pkg/retry"
 )
@@ -98,6 +99,9 @@ func KindOf(err error) Kind {
 // IsOutage reports whether err says the dependency itself is failing (timeouts, transport
 // errors, 5xx, 429), as opposed to our request being wrong. Circuit breakers count only these.
 func IsOutage(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false // our caller gave up; the dependency did nothing wrong
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Retryable()
@@ -111,6 +115,13 @@ type Credentials interface {
 	Apply(ctx context.Context, req *http.Request) error
 	// Invalidate forgets cached credentials after a 401, so the next Apply fetches fresh ones.
 	Invalidate()
+}
+
+// SecretReader reads JSON secrets (pkg/secrets.Cache satisfies it). Connectors read their
+// credentials through it lazily, on the first call that needs them.
+type SecretReader interface {
+	JSON(ctx context.Context, id string, v any) error
+	Invalidate(id string)
 }
 
 // Client sends JSON requests to one system and turns every failure into an *Error.
@@ -165,26 +176,33 @@ var DefaultHTTPClient = &http.Client{
 // credentials and is retried once with fresh ones; other failures are returned as *Error.
 func (c *Client) Do(ctx context.Context, r Request, out any) (*Response, error) {
 	resp, body, err := c.send(ctx, r)
-	if err == nil && resp.StatusCode == http.StatusUnauthorized && c.Creds != nil {
+	if err == nil && resp.Status == http.StatusUnauthorized && c.Creds != nil {
 		c.Creds.Invalidate()
 		resp, body, err = c.send(ctx, r)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if resp.Status < 200 || resp.Status > 299 {
 		return nil, c.statusError(r.Op, resp, body)
+	}
+	if limit := c.maxBody(); out != nil && int64(len(body)) > limit {
+		// A cut-off body would fail to decode with a misleading "unexpected end of JSON input",
+		// or, worse, decode into something partial; say what happened instead.
+		return nil, &Error{System: c.System, Op: r.Op, Status: resp.Status, Kind: KindBadResponse, Err: fmt.Errorf("response body is larger than %d bytes", limit)}
 	}
 	if out != nil && len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, out); err != nil {
-			return nil, &Error{System: c.System, Op: r.Op, Status: resp.StatusCode, Kind: KindBadResponse, Err: err}
+			return nil, &Error{System: c.System, Op: r.Op, Status: resp.Status, Kind: KindBadResponse, Err: err}
 		}
 	}
-	return &Response{Status: resp.StatusCode, Header: resp.Header}, nil
+	return resp, nil
 }
 
-func (c *Client) send(ctx context.Context, r Request) (*http.Response, []byte, error) {
-	fail := func(kind Kind, err error) (*http.Response, []byte, error) {
+// send makes one HTTP exchange and returns the status, headers and (bounded) body; the
+// response body is always read and closed here.
+func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error) {
+	fail := func(kind Kind, err error) (*Response, []byte, error) {
 		return nil, nil, &Error{System: c.System, Op: r.Op, Kind: kind, Err: err}
 	}
 	target := r.Path
@@ -192,7 +210,11 @@ func (c *Client) send(ctx context.Context, r Request) (*http.Response, []byte, e
 		target = c.BaseURL + r.Path
 	}
 	if len(r.Query) > 0 {
-		target += "?" + r.Query.Encode()
+		sep := "?"
+		if strings.Contains(target, "?") {
+			sep = "&"
+		}
+		target += sep + r.Query.Encode()
 	}
 	var body io.Reader
 	contentType := ""
@@ -236,27 +258,50 @@ func (c *Client) send(ctx context.Context, r Request) (*http.Response, []byte, e
 	if hc == nil {
 		hc = DefaultHTTPClient
 	}
+	if hc.CheckRedirect == nil {
+		// Never follow redirects, whichever client was passed in (see DefaultHTTPClient).
+		noRedirect := *hc
+		noRedirect.CheckRedirect = DefaultHTTPClient.CheckRedirect
+		hc = &noRedirect
+	}
 	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// The query string can hold personal data (a caller's number in a lookup); errors
+			// are logged, so they name the endpoint only.
+			ue.URL = stripQuery(ue.URL)
+		}
 		slog.DebugContext(ctx, "outbound call failed", "system", c.System, "op", r.Op, "ms", time.Since(start).Milliseconds(), "error", err.Error())
 		return fail(KindUnavailable, err)
 	}
 	defer resp.Body.Close()
-	limit := c.MaxBody
-	if limit <= 0 {
-		limit = 4 << 20
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	// One byte more than the limit, so Do can tell a body that fits from one that was cut off.
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody()+1))
 	slog.DebugContext(ctx, "outbound call", "system", c.System, "op", r.Op, "status", resp.StatusCode, "ms", time.Since(start).Milliseconds())
 	if err != nil {
 		return fail(KindUnavailable, fmt.Errorf("read response: %w", err))
 	}
-	return resp, data, nil
+	return &Response{Status: resp.StatusCode, Header: resp.Header}, data, nil
 }
 
-func (c *Client) statusError(op string, resp *http.Response, body []byte) *Error {
-	e := &Error{System: c.System, Op: op, Status: resp.StatusCode, Kind: KindForStatus(resp.StatusCode)}
+func (c *Client) maxBody() int64 {
+	if c.MaxBody <= 0 {
+		return 4 << 20
+	}
+	return c.MaxBody
+}
+
+func stripQuery(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i]
+	}
+	return u
+}
+
+func (c *Client) statusError(op string, resp *Response, body []byte) *Error {
+	e := &Error{System: c.System, Op: op, Status: resp.Status, Kind: KindForStatus(resp.Status)}
 	if c.ParseError != nil {
 		e.Code, e.Message = c.ParseError(body)
 	}
@@ -290,6 +335,9 @@ func KindForStatus(status int) Kind {
 func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // do not cut a character in half
 	}
 	return s[:n] + "..."
 }

@@ -33,8 +33,10 @@ type Masker struct {
 func Placeholder(name string) string { return "[MASKED:" + name + "]" }
 
 var (
-	// digits with up to three separator characters between them; candidates for card numbers
-	cardRun = regexp.MustCompile(`\d(?:[ \t\-.]{0,3}\d){12,40}`)
+	// digits with up to three separator characters between them; candidates for card numbers.
+	// Unbounded, so a run is always matched whole: with an upper bound, a long run (three card
+	// numbers in a row) was cut in the middle of a card, which then escaped both halves.
+	cardRun = regexp.MustCompile(`\d(?:[ \t\-.]{0,3}\d){12,}`)
 	ssnRe   = regexp.MustCompile(`\b(\d{3})([- ])(\d{2})([- ])(\d{4})\b`)
 	// a bare nine-digit SSN only when the text says it is one
 	ssnKeywordRe = regexp.MustCompile(`(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?)\s*(?:is|:|#|=)?\s*(\d{9})\b`)
@@ -153,6 +155,9 @@ func (r Rule) apply(s string) (string, int) {
 	}
 	var spans [][2]int
 	for _, loc := range locs {
+		if loc[0] == loc[1] {
+			continue // an extra pattern that can match nothing must not fill the text with placeholders
+		}
 		if r.accept == nil {
 			spans = append(spans, [2]int{loc[0], loc[1]})
 			continue

@@ -40,6 +40,19 @@ type ClientCredentials struct {
 	ClientSecret string
 	Scope        string
 	Audience     string
+	// Username and Password, when both are set, switch the form styles to the resource-owner
+	// password grant (grant_type=password), which some ServiceNow instances use instead of
+	// client credentials. A refresh token, if returned, is not kept: a new grant is as cheap and
+	// leaves nothing long-lived in memory.
+	Username string
+	Password string
+}
+
+func (cc ClientCredentials) grant() string {
+	if cc.Username != "" && cc.Password != "" {
+		return "password"
+	}
+	return "client_credentials"
 }
 
 // Source hands out bearer tokens for one token endpoint.
@@ -59,11 +72,11 @@ type Source struct {
 	// again from Secrets Manager instead of from the cache.
 	ForgetCredentials func()
 
-	mu      sync.Mutex
-	token   string
-	expires time.Time
-	flight  singleflight.Group
-	fetches int
+	mu        sync.Mutex
+	token     string
+	refreshAt time.Time // Skew before expiry, or half-way for tokens that live less than 2*Skew
+	flight    singleflight.Group
+	fetches   int
 }
 
 type tokenResponse struct {
@@ -79,22 +92,29 @@ func (s *Source) now() time.Time {
 	return time.Now()
 }
 
+// cached returns the cached token while it is fresh.
+func (s *Source) cached() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.token != "" && s.now().Before(s.refreshAt) {
+		return s.token, true
+	}
+	return "", false
+}
+
 // Token returns a valid access token, fetching one when none is cached or it expires soon.
 func (s *Source) Token(ctx context.Context) (string, error) {
-	skew := s.Skew
-	if skew == 0 {
-		skew = time.Minute
-	}
-	s.mu.Lock()
-	if s.token != "" && s.now().Add(skew).Before(s.expires) {
-		t := s.token
-		s.mu.Unlock()
+	if t, ok := s.cached(); ok {
 		return t, nil
 	}
-	s.mu.Unlock()
 	// DoChan so a caller whose context ends stops waiting without cancelling the shared fetch
 	// for the others; the fetch itself is bounded by its own timeout.
 	ch := s.flight.DoChan("token", func() (any, error) {
+		// A caller that found no token just before the previous fetch stored one would
+		// otherwise start a second exchange.
+		if t, ok := s.cached(); ok {
+			return t, nil
+		}
 		fetchCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		return s.fetch(fetchCtx)
@@ -120,7 +140,7 @@ func (s *Source) Fetches() int {
 // Invalidate drops the cached token (after a 401) so the next Token call fetches a new one.
 func (s *Source) Invalidate() {
 	s.mu.Lock()
-	s.token, s.expires = "", time.Time{}
+	s.token, s.refreshAt = "", time.Time{}
 	s.mu.Unlock()
 	if s.ForgetCredentials != nil {
 		s.ForgetCredentials()
@@ -144,12 +164,12 @@ func (s *Source) fetch(ctx context.Context) (string, error) {
 	req := connectors.Request{Op: "get access token", Method: http.MethodPost, Path: s.TokenURL}
 	switch s.Style {
 	case BasicAuth:
-		form := url.Values{"grant_type": {"client_credentials"}}
+		form := url.Values{"grant_type": {cc.grant()}}
 		addOptional(form, cc)
 		req.Body = form
 		req.Header = http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(cc.ClientID+":"+cc.ClientSecret))}}
 	case FormBody:
-		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {cc.ClientID}, "client_secret": {cc.ClientSecret}}
+		form := url.Values{"grant_type": {cc.grant()}, "client_id": {cc.ClientID}, "client_secret": {cc.ClientSecret}}
 		addOptional(form, cc)
 		req.Body = form
 	case JSONBody:
@@ -175,14 +195,25 @@ func (s *Source) fetch(ctx context.Context) (string, error) {
 	if ttl <= 0 {
 		ttl = 5 * time.Minute // no expires_in: assume short-lived rather than forever
 	}
+	skew := s.Skew
+	if skew == 0 {
+		skew = time.Minute
+	}
+	// A token that lives less than twice the skew is still used for half its life, rather than
+	// exchanged again on every call.
+	skew = min(skew, ttl/2)
 	s.mu.Lock()
-	s.token, s.expires = tr.AccessToken, start.Add(ttl)
+	s.token, s.refreshAt = tr.AccessToken, start.Add(ttl-skew)
 	s.fetches++
 	s.mu.Unlock()
 	return tr.AccessToken, nil
 }
 
 func addOptional(form url.Values, cc ClientCredentials) {
+	if cc.grant() == "password" {
+		form.Set("username", cc.Username)
+		form.Set("password", cc.Password)
+	}
 	if cc.Scope != "" {
 		form.Set("scope", cc.Scope)
 	}

@@ -11,12 +11,16 @@
 package observe
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/cxbridge/cxbridge/pkg/mask"
 )
@@ -25,11 +29,91 @@ import (
 const Redacted = "[REDACTED]"
 
 // secretKeys are attribute-name fragments whose values are never logged.
-var secretKeys = []string{"password", "secret", "token", "authorization", "apikey", "api_key", "x-api-key", "signature", "credential", "cookie", "private"}
+var secretKeys = []string{"password", "passwd", "secret", "token", "authorization", "apikey", "api_key", "api-key", "signature", "credential", "cookie", "private", "bearer", "jwt"}
 
-// personalKeys are attribute-name fragments whose values are personal data; they are logged as a
-// short, non-identifying hint (e.g. the last two digits of a phone number).
-var personalKeys = []string{"email", "phone", "ani", "msisdn", "name", "address", "text", "description", "summary", "body", "comment"}
+// Attributes named like personal data are logged as a short, non-identifying hint (e.g. the last
+// two digits of a phone number). personalFragments are unambiguous anywhere in a name
+// ("customerPhoneNumber"); personalWords only as a whole word of it, because as fragments they
+// hit innocent names: "ani" is in "organisation", "text" in "context", "name" in "function_name".
+var (
+	personalFragments = []string{"email", "phone", "msisdn", "address", "description", "summary", "comment"}
+	personalWords     = map[string]bool{
+		"ani": true, "name": true, "text": true, "body": true, "mail": true, "mobile": true,
+		"firstname": true, "lastname": true, "fullname": true, "username": true, "displayname": true,
+		"callername": true, "customername": true,
+	}
+	// "<thing> name" is the name of a thing, not of a person.
+	thingNames = map[string]bool{
+		"function": true, "service": true, "queue": true, "table": true, "host": true, "file": true,
+		"field": true, "metric": true, "system": true, "event": true, "route": true, "stage": true,
+		"op": true, "operation": true, "action": true, "tier": true, "skill": true, "flow": true,
+		"integration": true, "project": true, "attribute": true, "dimension": true, "region": true,
+		"type": true, "group": true, "team": true, "desk": true, "org": true, "organization": true,
+		"app": true, "application": true, "env": true, "bucket": true, "index": true, "column": true,
+		"param": true, "topic": true, "key": true, "domain": true, "secret": true, "dependency": true,
+	}
+	// identifiers, counts and timings of personal things are not personal data themselves
+	notPersonalLast = map[string]bool{"id": true, "ids": true, "count": true, "ms": true, "len": true, "length": true, "bytes": true, "size": true}
+)
+
+func isSecretKey(key string) bool {
+	key = strings.ToLower(key)
+	for _, s := range secretKeys {
+		if strings.Contains(key, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isPersonalKey(key string) bool {
+	words := keyWords(key)
+	if len(words) == 0 || notPersonalLast[words[len(words)-1]] {
+		return false
+	}
+	lower := strings.ToLower(key)
+	for _, f := range personalFragments {
+		if strings.Contains(lower, f) {
+			return true
+		}
+	}
+	for i, w := range words {
+		if personalWords[w] && !(w == "name" && i > 0 && thingNames[words[i-1]]) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyWords splits an attribute name into lower-case words: "callerANINumber" -> caller ani number,
+// "function_name" -> function name.
+func keyWords(key string) []string {
+	var words []string
+	var cur []rune
+	flush := func() {
+		if len(cur) > 0 {
+			words = append(words, strings.ToLower(string(cur)))
+			cur = cur[:0]
+		}
+	}
+	rs := []rune(key)
+	for i, r := range rs {
+		switch {
+		case !unicode.IsLetter(r) && !unicode.IsDigit(r):
+			flush()
+			continue
+		case unicode.IsUpper(r) && len(cur) > 0:
+			prev := rs[i-1]
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			if unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower) {
+				flush()
+			}
+		}
+		cur = append(cur, r)
+	}
+	flush()
+	return words
+}
 
 // LevelFromEnv reads AWS_LAMBDA_LOG_LEVEL (set by the LoggingConfig of template.yaml), then
 // POWERTOOLS_LOG_LEVEL, defaulting to INFO.
@@ -107,31 +191,104 @@ func (h *contextHandler) WithGroup(name string) slog.Handler {
 }
 
 func redactAttr(a slog.Attr) slog.Attr {
-	key := strings.ToLower(a.Key)
-	for _, s := range secretKeys {
-		if strings.Contains(key, s) {
-			return slog.String(a.Key, Redacted)
-		}
+	if isSecretKey(a.Key) {
+		return slog.String(a.Key, Redacted)
 	}
 	v := a.Value.Resolve()
-	if v.Kind() != slog.KindString && v.Kind() != slog.KindAny {
+	var s string
+	switch v.Kind() {
+	case slog.KindString:
+		s = v.String()
+	case slog.KindInt64, slog.KindUint64, slog.KindFloat64:
+		// a MessageBird msisdn is a JSON number; a card number can be one too
+		s = v.String()
+		if !isPersonalKey(a.Key) {
+			if masked, n := mask.Logs.String(s); n > 0 {
+				return slog.String(a.Key, masked)
+			}
+			return a
+		}
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case error:
+			s = x.Error()
+		case fmt.Stringer:
+			s = x.String()
+		case []byte:
+			s = string(x)
+		default:
+			// Maps, structs and slices would be rendered by the JSON handler as they are, headers
+			// and all; render them here and give every key and string inside the same treatment.
+			return slog.Any(a.Key, redactStructured(a.Key, x))
+		}
+	default:
 		return a
 	}
-	s := v.String()
-	if v.Kind() == slog.KindAny {
-		if err, ok := v.Any().(error); ok {
-			s = err.Error()
-		} else if _, ok := v.Any().(interface{ String() string }); !ok {
-			return a // structured values are rendered by the JSON handler; keep them out of logs
-		}
-	}
-	for _, p := range personalKeys {
-		if strings.Contains(key, p) && !strings.HasSuffix(key, "id") && !strings.HasSuffix(key, "count") && !strings.HasSuffix(key, "_ms") {
-			return slog.String(a.Key, Hint(s))
-		}
+	if isPersonalKey(a.Key) {
+		return slog.String(a.Key, Hint(s))
 	}
 	masked, _ := mask.Logs.String(s)
 	return slog.String(a.Key, masked)
+}
+
+// redactStructured renders v as JSON and redacts it as if each object member were an attribute.
+func redactStructured(key string, v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		masked, _ := mask.Logs.String(fmt.Sprintf("%+v", v))
+		return masked
+	}
+	var generic any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if dec.Decode(&generic) != nil {
+		return "[unloggable value]"
+	}
+	return redactGeneric(key, generic)
+}
+
+func redactGeneric(key string, v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, member := range x {
+			switch {
+			case isSecretKey(k):
+				x[k] = Redacted
+			case isPersonalKey(k) && member != nil:
+				x[k] = Hint(scalarText(member))
+			default:
+				x[k] = redactGeneric(k, member)
+			}
+		}
+		return x
+	case []any:
+		for i := range x {
+			x[i] = redactGeneric(key, x[i])
+		}
+		return x
+	case string:
+		masked, _ := mask.Logs.String(x)
+		return masked
+	case json.Number:
+		if masked, n := mask.Logs.String(x.String()); n > 0 {
+			return masked
+		}
+		return x
+	default:
+		return x
+	}
+}
+
+func scalarText(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
 }
 
 // Hint renders personal data as something an operator can correlate but not read: its length

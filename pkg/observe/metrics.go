@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,10 +53,19 @@ func NewMetrics(namespace string, base ...Dim) *Metrics {
 
 // Add records one value.
 func (m *Metrics) Add(name string, unit Unit, value float64, dims ...Dim) {
-	if m == nil {
-		return
+	if m == nil || math.IsNaN(value) || math.IsInf(value, 0) {
+		return // JSON cannot carry NaN or Inf: one such value would lose the whole flush
 	}
-	all := append(append([]Dim(nil), m.base...), dims...)
+	all := make([]Dim, 0, len(m.base)+len(dims))
+	for _, d := range append(append([]Dim(nil), m.base...), dims...) {
+		// a dimension given twice would appear twice in the dimension set, which CloudWatch
+		// rejects; the later (more specific) value wins
+		if i := slices.IndexFunc(all, func(o Dim) bool { return o.Name == d.Name }); i >= 0 {
+			all[i] = d
+			continue
+		}
+		all = append(all, d)
+	}
 	var kb strings.Builder
 	for _, d := range all {
 		kb.WriteString(d.Name)

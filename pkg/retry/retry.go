@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -66,8 +67,11 @@ func Do(ctx context.Context, p Policy, op func(ctx context.Context, attempt int)
 		if !ok || attempt >= p.Attempts {
 			return res, err
 		}
-		if deadline, has := ctx.Deadline(); has && time.Until(deadline) < wait+p.MinAttempt {
-			return res, fmt.Errorf("%w: next attempt in %s, %s left: %w", ErrBudget, wait.Round(time.Millisecond), time.Until(deadline).Round(time.Millisecond), err)
+		// left-MinAttempt rather than wait+MinAttempt: a huge Retry-After must not overflow
+		if deadline, has := ctx.Deadline(); has {
+			if left := time.Until(deadline); wait > left-p.MinAttempt {
+				return res, fmt.Errorf("%w: next attempt in %s, %s left: %w", ErrBudget, wait.Round(time.Millisecond), left.Round(time.Millisecond), err)
+			}
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -102,7 +106,11 @@ func Backoff(p Policy, attempt int) time.Duration {
 	if p.Base <= 0 {
 		return 0
 	}
-	d := p.Base << min(attempt-1, 16)
+	shift := min(max(attempt-1, 0), 16)
+	d := time.Duration(math.MaxInt64)
+	if p.Base <= d>>shift {
+		d = p.Base << shift // no overflow: a huge Base must not wrap to a negative delay
+	}
 	if p.Max > 0 && d > p.Max {
 		d = p.Max
 	}
@@ -119,6 +127,11 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
 		if secs < 0 {
 			return 0, false
+		}
+		if secs > int64(math.MaxInt64/time.Second) {
+			// larger than a Duration holds: a wait no budget can afford, not an overflow to a
+			// negative (= immediate) retry
+			return time.Duration(math.MaxInt64), true
 		}
 		return time.Duration(secs) * time.Second, true
 	}

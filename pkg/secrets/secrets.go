@@ -3,7 +3,8 @@
 // Secrets are fetched on first use, never at cold start, cached per execution environment for a
 // TTL, and never written back or logged. Concurrent first reads share one GetSecretValue call.
 // When a refresh fails the previous value is kept for a grace period, so a Secrets Manager blip
-// does not take every integration down with it.
+// does not take every integration down with it; meanwhile a refresh is retried at most every 30 s
+// (or TTL, if shorter), so calls during the outage do not each wait for Secrets Manager.
 package secrets
 
 import (
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -39,7 +41,17 @@ type Cache struct {
 type entry struct {
 	value   string
 	fetched time.Time
+	// retryAt, after a failed refresh, is when the next refresh may be tried; until then the
+	// stale value is served without asking Secrets Manager again.
+	retryAt time.Time
 }
+
+// refreshRetry spaces refresh attempts while Secrets Manager is failing, so that not every call
+// of an outage waits out the SDK's retries before getting the stale value.
+const refreshRetry = 30 * time.Second
+
+// fetchTimeout bounds one shared fetch, which no single caller's context may cancel.
+const fetchTimeout = 10 * time.Second
 
 // Option changes a Cache.
 type Option func(*Cache)
@@ -72,26 +84,67 @@ func NewFromConfig(cfg aws.Config, opts ...Option) *Cache {
 // ErrNotConfigured is returned for an empty secret id.
 var ErrNotConfigured = errors.New("secret id is not configured")
 
+// ErrNotFound is returned (wrapped, with the id) when Secrets Manager has no such secret.
+var ErrNotFound = errors.New("secret not found")
+
 // String returns the secret's string value.
 func (c *Cache) String(ctx context.Context, id string) (string, error) {
 	if id == "" {
 		return "", ErrNotConfigured
 	}
+	if v, ok := c.cached(id, false); ok {
+		return v, nil
+	}
+	// DoChan, with a fetch no caller can cancel: one caller giving up must not fail the others
+	// who share the fetch.
+	ch := c.flight.DoChan(id, func() (any, error) {
+		// a caller that missed the cache just before the previous fetch stored its value
+		if v, ok := c.cached(id, false); ok {
+			return v, nil
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		defer cancel()
+		v, err := c.fetch(fctx, id)
+		if err != nil {
+			c.mu.Lock()
+			if e, ok := c.entries[id]; ok {
+				e.retryAt = c.now().Add(min(c.ttl, refreshRetry))
+				c.entries[id] = e
+			}
+			c.mu.Unlock()
+		}
+		return v, err
+	})
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case r := <-ch:
+		if r.Err != nil {
+			if v, ok := c.cached(id, true); ok {
+				return v, nil
+			}
+			return "", r.Err
+		}
+		return r.Val.(string), nil
+	}
+}
+
+// cached returns the value while it is fresh, or while a failed refresh is backing off; with
+// stale, also for the grace period after the TTL.
+func (c *Cache) cached(id string, stale bool) (string, bool) {
 	now := c.now()
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	e, ok := c.entries[id]
-	c.mu.Unlock()
-	if ok && now.Sub(e.fetched) < c.ttl {
-		return e.value, nil
+	if !ok {
+		return "", false
 	}
-	v, err, _ := c.flight.Do(id, func() (any, error) { return c.fetch(ctx, id) })
-	if err != nil {
-		if ok && now.Sub(e.fetched) < c.ttl+c.grace {
-			return e.value, nil
-		}
-		return "", err
+	age := now.Sub(e.fetched)
+	inGrace := age < c.ttl+c.grace
+	if age < c.ttl || (inGrace && (stale || now.Before(e.retryAt))) {
+		return e.value, true
 	}
-	return v.(string), nil
+	return "", false
 }
 
 // JSON decodes the secret's JSON value into v. Decode errors never include the secret text.
@@ -126,6 +179,10 @@ func (c *Cache) Invalidate(id string) {
 func (c *Cache) fetch(ctx context.Context, id string) (string, error) {
 	out, err := c.api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)})
 	if err != nil {
+		var nf *types.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return "", fmt.Errorf("read secret %s: %w: %w", id, ErrNotFound, err)
+		}
 		return "", fmt.Errorf("read secret %s: %w", id, err)
 	}
 	if out.SecretString == nil {

@@ -26,6 +26,7 @@ type Server struct {
 	secrets map[string]string
 	calls   map[string]int
 	failing bool
+	latency time.Duration
 }
 
 // New starts a fake on a free 127.0.0.1 port. Stop it with Close.
@@ -87,6 +88,13 @@ func (s *Server) SetFailing(v bool) {
 	s.mu.Unlock()
 }
 
+// SetLatency makes every call take at least d (a slow Secrets Manager), or stop doing so.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	s.latency = d
+	s.mu.Unlock()
+}
+
 // Calls returns how many times an operation ("GetSecretValue", "DescribeSecret") was called.
 func (s *Server) Calls(op string) int {
 	s.mu.Lock()
@@ -106,8 +114,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.calls[op]++
 	value, ok := s.secrets[in.SecretID]
-	failing := s.failing
+	failing, latency := s.failing, s.latency
 	s.mu.Unlock()
+	if latency > 0 {
+		select {
+		case <-time.After(latency):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if failing {
 		writeErr(w, http.StatusInternalServerError, "InternalServiceError", "service unavailable")
 		return

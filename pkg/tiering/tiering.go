@@ -1,0 +1,318 @@
+// Package tiering routes a caller to the L1, L2 or L3 queue from live product telemetry
+// (seed 003), inside a fixed budget, with a safe fallback.
+//
+// Decision rules, in order:
+//  1. Telemetry cannot be read in time, or its answer is unusable: the fallback tier, with
+//     status "fallback" and a reason the flow can log. The caller is never left waiting.
+//  2. The answer suggests a queue_id that is one of the configured queues: that queue.
+//     A suggested queue that is not configured is ignored (and logged): queue ids come from
+//     configuration, never from a remote system.
+//  3. Otherwise severity_level 3 -> L3, 2 -> L2, anything else -> L1. With
+//     TIER_ESCALATION_RAISES (default on), escalation_required:true raises that tier by one
+//     (L1 -> L2, L2 -> L3); it never lowers one.
+//  4. With TIER_CASCADE on, a chosen tier whose queue has no on-queue agents cascades down
+//     (L3 -> L2 -> L1) to the first tier that has some. The Genesys observation of all three
+//     queues runs concurrently with the telemetry call, so it costs no extra time; if it fails or
+//     is late, routing goes ahead without it.
+package tiering
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/cxbridge/cxbridge/pkg/apigw"
+	"github.com/cxbridge/cxbridge/pkg/breaker"
+	"github.com/cxbridge/cxbridge/pkg/connectors"
+	"github.com/cxbridge/cxbridge/pkg/connectors/genesys"
+	"github.com/cxbridge/cxbridge/pkg/connectors/telemetry"
+	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/retry"
+)
+
+// Telemetry reads a customer's live telemetry.
+type Telemetry interface {
+	Read(ctx context.Context, r telemetry.Request) (telemetry.Reading, error)
+}
+
+// QueueObserver reads live queue state.
+type QueueObserver interface {
+	ObserveQueues(ctx context.Context, queueIDs []string) (map[string]genesys.QueueObservation, error)
+}
+
+// Guard runs a call through the telemetry circuit breaker.
+type Guard interface {
+	Do(ctx context.Context, fn func(context.Context) error) error
+}
+
+// Service decides tiers.
+type Service struct {
+	Config    Config
+	Telemetry Telemetry
+	Observer  QueueObserver // nil unless Config.Cascade
+	Guard     Guard
+	Now       func() time.Time
+}
+
+// Input is the data action's request.
+type Input struct {
+	CustomerID     apigw.Text `json:"customerId"`
+	ConversationID apigw.Text `json:"conversationId"`
+	ANI            apigw.Text `json:"ani"`
+}
+
+// Decision is the answer. Every field is always present so a Genesys output contract can map
+// it; SeverityLevel is 0 when telemetry gave none.
+type Decision struct {
+	Status             string `json:"status"` // ok | fallback
+	Tier               Tier   `json:"tier"`
+	QueueID            string `json:"queueId"`
+	QueueName          string `json:"queueName"`
+	SeverityLevel      int    `json:"severityLevel"`
+	EscalationRequired bool   `json:"escalationRequired"`
+	Source             string `json:"source"` // telemetry | telemetry_queue | fallback
+	Reason             string `json:"reason"` // why fallback, or "" when ok
+	Cascaded           bool   `json:"cascaded"`
+	LatencyMs          int64  `json:"latencyMs"`
+}
+
+// Statuses of a decision.
+const (
+	StatusOK       = "ok"
+	StatusFallback = "fallback"
+)
+
+// Sources of a decision.
+const (
+	SourceTelemetry      = "telemetry"
+	SourceTelemetryQueue = "telemetry_queue"
+	SourceFallback       = "fallback"
+)
+
+// Fallback reasons.
+const (
+	ReasonTimeout       = "timeout"
+	ReasonUnavailable   = "unavailable"
+	ReasonRateLimited   = "rate_limited"
+	ReasonUnauthorized  = "unauthorized"
+	ReasonNotFound      = "not_found"
+	ReasonRejected      = "rejected"
+	ReasonMalformed     = "malformed_response"
+	ReasonNoSeverity    = "missing_severity"
+	ReasonBreakerOpen   = "breaker_open"
+	ReasonConfiguration = "configuration"
+)
+
+// telemetryRetry allows one quick second attempt when the budget has room for it.
+var telemetryRetry = retry.Policy{Attempts: 2, Base: 50 * time.Millisecond, Max: 200 * time.Millisecond, MinAttempt: 300 * time.Millisecond}
+
+// Handle decodes, validates and answers one request.
+func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
+	var in Input
+	if err := apigw.DecodeJSON(req.Body, &in, true); err != nil {
+		return err.Response()
+	}
+	if err := in.validate(); err != nil {
+		return err.Response()
+	}
+	observe.SetCorrelationID(ctx, string(in.ConversationID))
+	return apigw.OK(s.Decide(ctx, in))
+}
+
+func (in Input) validate() *apigw.Error {
+	id := string(in.CustomerID)
+	switch {
+	case id == "":
+		return apigw.Missing("customerId")
+	case len(id) > 128:
+		return apigw.Invalid("customerId", "invalid_field", "customerId is longer than 128 characters")
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return apigw.Invalid("customerId", "invalid_field", "customerId contains control characters")
+	}
+	if c := string(in.ConversationID); c != "" && (len(c) > 64 || strings.IndexFunc(c, notIDRune) >= 0) {
+		return apigw.Invalid("conversationId", "invalid_field", "conversationId must be a Genesys conversation id (letters, digits and hyphens)")
+	}
+	if a := string(in.ANI); len(a) > 64 || strings.IndexFunc(a, unicode.IsControl) >= 0 {
+		return apigw.Invalid("ani", "invalid_field", "ani must be a phone number or tel:/sip: URI of at most 64 characters")
+	}
+	return nil
+}
+
+func notIDRune(r rune) bool {
+	return r != '-' && (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z')
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+type observation struct {
+	queues map[string]genesys.QueueObservation
+	err    error
+}
+
+// Decide routes one caller. It always returns a decision within Config.Timeout plus the time
+// to compute it.
+func (s *Service) Decide(ctx context.Context, in Input) Decision {
+	start := time.Now()
+	metrics := observe.MetricsFrom(ctx)
+	budget, cancel := context.WithTimeout(ctx, s.Config.Timeout)
+	defer cancel()
+
+	var observed chan observation
+	if s.Config.Cascade && s.Observer != nil {
+		observed = make(chan observation, 1)
+		go func() {
+			q, err := s.Observer.ObserveQueues(budget, s.Config.queueIDs())
+			observed <- observation{q, err}
+		}()
+	}
+
+	reading, err := s.read(budget, in)
+	if err == nil {
+		metrics.Millis("TelemetryLatency", time.Since(start))
+	}
+	d := s.decide(ctx, reading, err)
+	if observed != nil {
+		s.cascade(ctx, &d, budget, observed)
+	}
+	d.LatencyMs = time.Since(start).Milliseconds()
+
+	metrics.Count("TierDecision", 1, observe.D("Tier", string(d.Tier)), observe.D("Source", d.Source))
+	if d.Status == StatusFallback {
+		metrics.Count("TelemetryFallback", 1, observe.D("Reason", d.Reason))
+		slog.WarnContext(ctx, "telemetry unusable; routed to the fallback tier", "tier", d.Tier, "reason", d.Reason, "error", errString(err), "latency_ms", d.LatencyMs)
+	} else {
+		slog.InfoContext(ctx, "tier decided", "tier", d.Tier, "source", d.Source, "severity_level", d.SeverityLevel, "escalation_required", d.EscalationRequired, "cascaded", d.Cascaded, "latency_ms", d.LatencyMs)
+	}
+	return d
+}
+
+func (s *Service) read(ctx context.Context, in Input) (telemetry.Reading, error) {
+	var reading telemetry.Reading
+	req := telemetry.Request{CustomerID: string(in.CustomerID), ANI: string(in.ANI), At: s.now()}
+	call := func(ctx context.Context) error {
+		_, err := retry.Do(ctx, telemetryRetry, func(ctx context.Context, _ int) error {
+			r, err := s.Telemetry.Read(ctx, req)
+			reading = r
+			return err
+		})
+		return err
+	}
+	if s.Guard == nil {
+		return reading, call(ctx)
+	}
+	return reading, s.Guard.Do(ctx, call)
+}
+
+func (s *Service) decide(ctx context.Context, r telemetry.Reading, err error) Decision {
+	if err != nil {
+		q := s.Config.Queues[s.Config.Fallback]
+		return Decision{Status: StatusFallback, Tier: s.Config.Fallback, QueueID: q.ID, QueueName: q.Name, Source: SourceFallback, Reason: Reason(err)}
+	}
+	d := Decision{Status: StatusOK, SeverityLevel: r.SeverityLevel, EscalationRequired: r.EscalationRequired, Source: SourceTelemetry}
+	if r.QueueID != "" {
+		if t, ok := s.Config.tierOfQueue(r.QueueID); ok {
+			d.Tier, d.Source = t, SourceTelemetryQueue
+		} else {
+			observe.MetricsFrom(ctx).Count("TelemetryQueueIgnored", 1)
+			slog.WarnContext(ctx, "telemetry suggested a queue that is not configured; ignored", "suggested_queue_id", r.QueueID)
+		}
+	}
+	if d.Tier == "" {
+		switch r.SeverityLevel {
+		case 3:
+			d.Tier = L3
+		case 2:
+			d.Tier = L2
+		default:
+			d.Tier = L1
+			if r.SeverityLevel < 0 || r.SeverityLevel > 3 {
+				observe.MetricsFrom(ctx).Count("TelemetryUnexpectedSeverity", 1)
+				slog.WarnContext(ctx, "severity_level outside 0-3; routed as L1", "severity_level", r.SeverityLevel)
+			}
+		}
+		if r.EscalationRequired && s.Config.EscalationRaises {
+			d.Tier = d.Tier.higher()
+		}
+	}
+	q := s.Config.Queues[d.Tier]
+	d.QueueID, d.QueueName = q.ID, q.Name
+	return d
+}
+
+// cascade moves the decision down while its tier has no on-queue agents. It waits for an
+// unfinished observation at most ObservationWait, and never past the budget.
+func (s *Service) cascade(ctx context.Context, d *Decision, budget context.Context, observed <-chan observation) {
+	var o observation
+	wait := time.NewTimer(s.Config.ObservationWait)
+	defer wait.Stop()
+	select {
+	case o = <-observed:
+	case <-wait.C:
+		o.err = errors.New("queue observation still running after the telemetry answer")
+	case <-budget.Done():
+		o.err = budget.Err()
+	}
+	if o.err != nil {
+		observe.MetricsFrom(ctx).Count("QueueObservationFailed", 1)
+		slog.WarnContext(ctx, "queue observation failed; routing without cascade", "error", o.err.Error())
+		return
+	}
+	from := d.Tier
+	for t := from; t != ""; t = t.lower() {
+		if o.queues[s.Config.Queues[t].ID].OnQueueUsers > 0 {
+			if t != from {
+				q := s.Config.Queues[t]
+				d.Tier, d.QueueID, d.QueueName, d.Cascaded = t, q.ID, q.Name, true
+				observe.MetricsFrom(ctx).Count("QueueCascade", 1, observe.D("From", string(from)), observe.D("To", string(t)))
+			}
+			return
+		}
+	}
+	// No tier at or below has agents: keep the chosen tier, where the right people will pick up
+	// first, rather than send a critical caller to an empty L1.
+}
+
+// Reason names why telemetry could not be used.
+func Reason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, breaker.ErrOpen):
+		return ReasonBreakerOpen
+	case errors.Is(err, telemetry.ErrMissingSeverity):
+		return ReasonNoSeverity
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ReasonTimeout
+	}
+	switch connectors.KindOf(err) {
+	case connectors.KindRateLimited:
+		return ReasonRateLimited
+	case connectors.KindUnauthorized, connectors.KindForbidden:
+		return ReasonUnauthorized
+	case connectors.KindNotFound:
+		return ReasonNotFound
+	case connectors.KindRejected, connectors.KindConflict:
+		return ReasonRejected
+	case connectors.KindBadResponse:
+		return ReasonMalformed
+	case connectors.KindConfig:
+		return ReasonConfiguration
+	default:
+		return ReasonUnavailable
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
