@@ -1,6 +1,10 @@
 // Command local runs cxbridge on this machine.
 //
+//	go run ./cmd/local run [-port 3000]              the whole product on 127.0.0.1
 //	go run ./cmd/local invoke <function> <event.json>
+//
+// run serves every route of template.yaml (with the deployed API's API-key check) and runs the
+// scheduled functions on their schedules, until Ctrl-C.
 //
 // invoke starts the local stack (DynamoDB Local, the Secrets Manager fake and a fake for every
 // external system whose *_BASE_URL / TELEMETRY_URL is not set), builds the function's real
@@ -37,6 +41,7 @@ type usageError string
 func (u usageError) Error() string { return string(u) }
 
 const usage = `usage:
+  local run [-port 3000] [-quiet]        the whole product on 127.0.0.1 until Ctrl-C
   local invoke <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)`
 
 func run(ctx context.Context, args []string) error {
@@ -44,6 +49,8 @@ func run(ctx context.Context, args []string) error {
 		return usageError(usage)
 	}
 	switch args[0] {
+	case "run":
+		return serve(ctx, args[1:])
 	case "invoke":
 		if len(args) != 3 {
 			return usageError(usage)

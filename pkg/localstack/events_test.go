@@ -14,11 +14,42 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/localstack"
 )
 
-func TestMain(m *testing.M) { dynamotest.Main(m) }
+// TestMain closes the shared stack (and with it its DynamoDB Local and fakes) after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.Close()
+	}
+	os.Exit(code)
+}
+
+var (
+	shared     *localstack.Stack
+	sharedLogs lockedBuffer
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+// stack is one local stack shared by the package's tests (starting one costs a JVM and builds).
+// The functions' logs are printed when a test using it fails.
+func stack(t *testing.T) *localstack.Stack {
+	t.Helper()
+	sharedOnce.Do(func() {
+		shared, sharedErr = localstack.Start(context.Background(), localstack.Options{Logs: &sharedLogs, Getenv: func(string) string { return "" }})
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("function logs:\n%s", sharedLogs.String())
+		}
+	})
+	return shared
+}
 
 // expect is what an event under events/ must produce when run through the function's real
 // bootstrap in the local stack. Body is matched as a subset: every field given must be there
@@ -76,17 +107,7 @@ func TestEveryEvent(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	var logs lockedBuffer
-	st, err := localstack.Start(ctx, localstack.Options{Root: root, Logs: &logs, Getenv: func(string) string { return "" }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		st.Close()
-		if t.Failed() {
-			t.Logf("function logs:\n%s", logs.String())
-		}
-	})
+	st := stack(t)
 
 	t.Run("events", func(t *testing.T) {
 		for _, f := range files {

@@ -41,13 +41,14 @@ type Stack struct {
 	Tables   dynamotest.Tables
 	Secrets  *secretstest.Server
 
-	logs    io.Writer
-	fakes   map[string]any    // system name -> its fake; absent where the environment points it elsewhere
-	values  map[string]string // template parameter and resource values for the local world
-	binDir  string
-	mu      sync.Mutex
-	running map[string]*runtimeapi.Emulator
-	closers []func()
+	logs      io.Writer
+	fakes     map[string]any // system name -> its fake; absent where the environment points it elsewhere
+	endpoints []Endpoint
+	values    map[string]string // template parameter and resource values for the local world
+	binDir    string
+	mu        sync.Mutex
+	running   map[string]*function
+	closers   []func()
 }
 
 // Start brings the stack up. Close it when done.
@@ -62,7 +63,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			return nil, err
 		}
 	}
-	s = &Stack{Root: root, logs: opts.Logs, running: map[string]*runtimeapi.Emulator{}, fakes: map[string]any{}}
+	s = &Stack{Root: root, logs: opts.Logs, running: map[string]*function{}, fakes: map[string]any{}}
 	if s.logs == nil {
 		s.logs = io.Discard
 	}
@@ -118,9 +119,9 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 type system struct {
 	name string
 	// real reports whether the environment points the system at a real instance; if so, setReal
-	// records its address in the template values instead of starting a fake.
+	// records its address in the template values instead of starting a fake, and returns it.
 	real    func(getenv func(string) string) bool
-	setReal func(s *Stack, getenv func(string) string)
+	setReal func(s *Stack, getenv func(string) string) string
 	// start starts the fake, seeds it, stores the credentials it accepts in s.Secrets, records
 	// its address in the template values and returns the fake and how to stop it.
 	start func(s *Stack) (fake any, stop func())
@@ -135,14 +136,29 @@ func register(sys system) { systems = append(systems, sys) }
 func (s *Stack) startFakes(getenv func(string) string) {
 	for _, sys := range systems {
 		if sys.real(getenv) {
-			sys.setReal(s, getenv)
+			s.endpoints = append(s.endpoints, Endpoint{System: sys.name, URL: sys.setReal(s, getenv)})
 			continue
 		}
 		fake, stop := sys.start(s)
 		s.fakes[sys.name] = fake
 		s.closers = append(s.closers, stop)
+		url := ""
+		if u, ok := fake.(interface{ URL() string }); ok {
+			url = u.URL()
+		}
+		s.endpoints = append(s.endpoints, Endpoint{System: sys.name, URL: url, Simulated: true})
 	}
 }
+
+// Endpoint says where a system the functions talk to lives.
+type Endpoint struct {
+	System    string
+	URL       string
+	Simulated bool // a wire-level fake, not the real system
+}
+
+// Endpoints lists every external system and where it is.
+func (s *Stack) Endpoints() []Endpoint { return append([]Endpoint(nil), s.endpoints...) }
 
 // fake returns the fake of a system, or nil when the system is real.
 func fake[T any](s *Stack, name string) T {
@@ -169,10 +185,42 @@ func (s *Stack) Env(logicalID string) (map[string]string, error) {
 // directory under functions/, e.g. "telemetry-tier".
 func (s *Stack) Function(ctx context.Context, name string) (*runtimeapi.Emulator, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.running[name]; ok {
-		return e, nil
+	f := s.running[name]
+	if f == nil {
+		f = &function{}
+		s.running[name] = f
 	}
+	s.mu.Unlock()
+	// Concurrent first callers share one build; a caller giving up does not cancel it.
+	f.once.Do(func() { f.emulator, f.err = s.start(context.WithoutCancel(ctx), name) })
+	return f.emulator, f.err
+}
+
+// function is one function's emulator, started on first use.
+type function struct {
+	once     sync.Once
+	emulator *runtimeapi.Emulator
+	err      error
+}
+
+// Warm builds and starts every function of the template, in parallel, so the first request to
+// each is not slowed by a build.
+func (s *Stack) Warm(ctx context.Context) error {
+	fns := s.Template.Functions()
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, f := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Function(ctx, DirOf(f.LogicalID))
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (s *Stack) start(ctx context.Context, name string) (*runtimeapi.Emulator, error) {
 	logicalID := LogicalID(name)
 	fn, ok := s.Template.Function(logicalID)
 	if !ok {
@@ -197,18 +245,21 @@ func (s *Stack) Function(ctx context.Context, name string) (*runtimeapi.Emulator
 	if err != nil {
 		return nil, err
 	}
-	s.running[name] = e
 	return e, nil
 }
 
 // Close stops every function and service the stack started.
 func (s *Stack) Close() {
 	s.mu.Lock()
-	for _, e := range s.running {
-		_ = e.Close()
-	}
-	s.running = map[string]*runtimeapi.Emulator{}
+	running := s.running
+	s.running = map[string]*function{}
 	s.mu.Unlock()
+	for _, f := range running {
+		f.once.Do(func() {}) // wait for a start in progress
+		if f.emulator != nil {
+			_ = f.emulator.Close()
+		}
+	}
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
 	}

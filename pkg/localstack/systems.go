@@ -58,9 +58,12 @@ const (
 
 func init() {
 	register(system{
-		name:    "telemetry",
-		real:    func(getenv func(string) string) bool { return getenv("TELEMETRY_URL") != "" },
-		setReal: func(s *Stack, getenv func(string) string) { s.values["TelemetryUrl"] = getenv("TELEMETRY_URL") },
+		name: "telemetry",
+		real: func(getenv func(string) string) bool { return getenv("TELEMETRY_URL") != "" },
+		setReal: func(s *Stack, getenv func(string) string) string {
+			s.values["TelemetryUrl"] = getenv("TELEMETRY_URL")
+			return getenv("TELEMETRY_URL")
+		},
 		start: func(s *Stack) (any, func()) {
 			t := telemetrytest.New()
 			t.APIKey = LocalTelemetryAPIKey
@@ -73,9 +76,10 @@ func init() {
 	register(system{
 		name: "genesys",
 		real: func(getenv func(string) string) bool { return getenv("GENESYS_API_BASE_URL") != "" },
-		setReal: func(s *Stack, getenv func(string) string) {
+		setReal: func(s *Stack, getenv func(string) string) string {
 			s.values["GenesysApiBaseUrl"] = getenv("GENESYS_API_BASE_URL")
 			s.values["GenesysLoginBaseUrl"] = getenv("GENESYS_LOGIN_BASE_URL")
+			return getenv("GENESYS_API_BASE_URL")
 		},
 		start: func(s *Stack) (any, func()) {
 			g := genesystest.New(LocalGenesysClientID, LocalGenesysClientSecret)
