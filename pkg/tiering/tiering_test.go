@@ -22,6 +22,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/genesys/genesystest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/telemetry"
 	"github.com/cxbridge/cxbridge/pkg/connectors/telemetry/telemetrytest"
+	"github.com/cxbridge/cxbridge/pkg/dataaction"
 	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/observe"
 	"github.com/cxbridge/cxbridge/pkg/secrets"
@@ -447,5 +448,19 @@ func TestNumericCustomerIDFromDirectInvoke(t *testing.T) {
 	var d tiering.Decision
 	if err := json.Unmarshal(out, &d); err != nil || d.Tier != tiering.L3 {
 		t.Fatalf("direct invoke: %s (%v)", out, err)
+	}
+}
+
+// The shipped Genesys data action must offer exactly the inputs the function accepts.
+func TestDataActionInputContractMatchesInput(t *testing.T) {
+	a, err := dataaction.Load("../../integrations/genesys/telemetry-tier.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := a.InputNames(), dataaction.FieldNames(tiering.Input{}); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("action inputs %v, function inputs %v", got, want)
+	}
+	if got, want := a.Contract.Output.SuccessSchema.Required, dataaction.FieldNames(tiering.Decision{}); len(got) != len(want) {
+		t.Fatalf("output contract requires %v; the decision always has %v", got, want)
 	}
 }
