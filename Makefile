@@ -2,6 +2,7 @@
 #
 #   make test                                  what CI runs: unit and integration tests
 #   make build                                 every function for Lambda (linux/arm64) into .build/
+#   make demo                                  walk through every seed scenario locally and check the outcomes
 #   make run                                   the whole product on 127.0.0.1 (fakes for every external system)
 #   make invoke FN=<function> EVENT=<file>     run one event through a function's real bootstrap
 #   make lint                                  gofmt, go vet and golangci-lint
@@ -12,7 +13,7 @@ GO            ?= go
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 LAMBDA_BUILD   = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w" -o $(ARTIFACTS_DIR)/bootstrap
 
-.PHONY: build test lint run invoke
+.PHONY: build test lint demo run invoke
 
 build:
 	@set -e; for t in $$(sed -n 's/^build-\([A-Za-z0-9]*\):.*/\1/p' Makefile); do \
@@ -31,6 +32,9 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need formatting'; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(GOLANGCI_LINT) run --config .ci/golangci.yml ./...
+
+demo:
+	$(GO) run ./cmd/local demo
 
 run:
 	$(GO) run ./cmd/local run

@@ -1,6 +1,7 @@
 // Command local runs cxbridge on this machine.
 //
 //	go run ./cmd/local run [-port 3000]              the whole product on 127.0.0.1
+//	go run ./cmd/local demo                          every seed scenario, with a transcript
 //	go run ./cmd/local invoke <function> <event.json>
 //
 // run serves every route of template.yaml (with the deployed API's API-key check) and runs the
@@ -42,6 +43,7 @@ func (u usageError) Error() string { return string(u) }
 
 const usage = `usage:
   local run [-port 3000] [-quiet]        the whole product on 127.0.0.1 until Ctrl-C
+  local demo                             walk through every seed scenario and check each outcome
   local invoke <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)`
 
 func run(ctx context.Context, args []string) error {
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "run":
 		return serve(ctx, args[1:])
+	case "demo":
+		return runDemo(ctx, args[1:])
 	case "invoke":
 		if len(args) != 3 {
 			return usageError(usage)
