@@ -23,6 +23,9 @@ build:
 build-TelemetryTierFunction:
 	$(LAMBDA_BUILD) ./functions/telemetry-tier
 
+build-MessagebirdInboundFunction:
+	$(LAMBDA_BUILD) ./functions/messagebird-inbound
+
 test:
 	$(GO) test -count=1 ./...
 

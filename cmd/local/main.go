@@ -1,11 +1,17 @@
 // Command local runs cxbridge on this machine.
 //
 //	go run ./cmd/local invoke <function> <event.json>
+//	go run ./cmd/local sign <function> <event.json> > signed.json
 //
 // invoke starts the local stack (DynamoDB Local, the Secrets Manager fake and a fake for every
 // external system whose *_BASE_URL / TELEMETRY_URL is not set), builds the function's real
 // bootstrap, runs it under the Runtime API emulator exactly as `sam local invoke` would, sends
 // the event and prints the response. The function's log lines go to stderr.
+//
+// sign prints an event with its signatures filled in, for `sam local invoke -e`: webhook events
+// (messagebird-inbound) hold "local-sign" placeholders, because a MessageBird JWT is valid for
+// minutes only. Keys and addresses come from the environment (MESSAGEBIRD_SIGNING_KEY,
+// MESSAGEBIRD_WEBHOOK_URL, JIRA_WEBHOOK_SECRET, MESSAGEBIRD_BASE_URL), else the local stack's.
 package main
 
 import (
@@ -17,6 +23,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/cxbridge/cxbridge/pkg/localstack"
 )
 
 func main() {
@@ -37,7 +45,8 @@ type usageError string
 func (u usageError) Error() string { return string(u) }
 
 const usage = `usage:
-  local invoke <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)`
+  local invoke <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)
+  local sign <function> <event.json>     print the event signed for sam local invoke -e (e.g. messagebird-inbound events/messagebird-inbound/first-message.json)`
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -49,6 +58,20 @@ func run(ctx context.Context, args []string) error {
 			return usageError(usage)
 		}
 		return invoke(ctx, args[1], args[2])
+	case "sign":
+		if len(args) != 3 {
+			return usageError(usage)
+		}
+		event, err := os.ReadFile(args[2])
+		if err != nil {
+			return err
+		}
+		signed, err := localstack.Sign(args[1], event, os.Getenv)
+		if err != nil {
+			return err
+		}
+		fmt.Println(string(signed))
+		return nil
 	default:
 		return usageError(usage)
 	}
@@ -66,6 +89,9 @@ func invoke(ctx context.Context, function, eventPath string) error {
 	defer st.Close()
 	fn, err := st.Function(ctx, function)
 	if err != nil {
+		return err
+	}
+	if event, err = st.Prepare(function, event); err != nil {
 		return err
 	}
 	res, err := fn.Invoke(ctx, event)

@@ -245,7 +245,11 @@ func (s *Service) deliver(ctx context.Context, link Link, effect, text string, v
 		// Sent, but not recorded: say so loudly rather than risk a second send by failing.
 		slog.ErrorContext(ctx, "reply sent but its guard was not written; a redelivery may send it again", "error", err.Error())
 	}
-	observe.MetricsFrom(ctx).Count("ReplyOutcome", 1, observe.D("Outcome", out.status), observe.D("Reason", out.reason))
+	reason := out.reason
+	if reason == "" {
+		reason = "none" // CloudWatch refuses empty dimension values
+	}
+	observe.MetricsFrom(ctx).Count("ReplyOutcome", 1, observe.D("Outcome", out.status), observe.D("Reason", reason))
 	slog.InfoContext(ctx, "reply handled", "outcome", out.status, "reason", out.reason, "request_key", link.RequestKey, "platform", link.Platform)
 	if out.failedID != "" {
 		// A later message.updated for the same failure must not report it a second time.
