@@ -641,7 +641,7 @@ func (w *inboundWork) attach(ctx context.Context, file *messagebird.Media, probl
 		}
 		comment := s.mask(ctx, strings.ToUpper(kind[:1])+kind[1:]+" from "+c.label()+" via "+platformName(m.Platform)+caption)
 		err := s.jira(ctx, func(ctx context.Context) error {
-			_, err := s.Jira.Attach(ctx, l.ServiceDeskID, l.RequestKey, true, comment, jira.File{Name: file.Filename, ContentType: file.ContentType, Data: file.Data})
+			_, err := s.Jira.Attach(ctx, l.ServiceDeskID, l.RequestKey, true, comment, jira.File{Name: s.mask(ctx, file.Filename), ContentType: file.ContentType, Data: file.Data})
 			return err
 		})
 		if err == nil {

@@ -73,9 +73,9 @@ type Link struct {
 // Open reports whether the link points at a request that takes messages.
 func (l Link) Open() bool { return l.State == StateOpen && l.RequestKey != "" }
 
-// ErrLeaseLost means another execution environment took the contact's lease (ours expired):
-// stop, and let the sender redeliver.
-var ErrLeaseLost = errors.New("the contact's lease was taken over")
+// ErrLeaseLost means the link changed under this invocation: another one took the contact's
+// lease (ours expired), or the Jira side closed the link. Stop, and let the sender redeliver.
+var ErrLeaseLost = errors.New("the contact's link changed under this invocation")
 
 // ErrBusy means the contact's lease could not be had within the budget.
 var ErrBusy = errors.New("another invocation is still working on this contact")
@@ -245,10 +245,15 @@ func (u *update) remove(n string) *update {
 	return u
 }
 
-// link sets every field of l and removes the ones l leaves empty.
-func (u *update) link(l Link) *update {
+// link sets the fields of l and removes the ones l leaves empty. agent_reply is written only with
+// all: the Jira side sets it without the lease (SetAgentReply), so a save under the lease must
+// not put back the value it read before.
+func (u *update) link(l Link, all bool) *update {
 	attrs := l.attrs()
 	for _, f := range linkFields {
+		if f == "agent_reply" && !all {
+			continue
+		}
 		if v, ok := attrs[f]; ok {
 			u.set(f, v)
 		} else {
@@ -331,7 +336,7 @@ func (s *Store) tryLease(ctx context.Context, contactID, owner string, until tim
 // lease lasts until until; an invocation that dies holding it blocks the contact no longer.
 func (s *Store) Acquire(ctx context.Context, contactID, owner string, until, waitUntil time.Time) (*Lease, time.Duration, error) {
 	start := time.Now()
-	wait := 50 * time.Millisecond
+	wait := 25 * time.Millisecond
 	for {
 		l, ok, err := s.tryLease(ctx, contactID, owner, until)
 		if err != nil || ok {
@@ -347,16 +352,24 @@ func (s *Store) Acquire(ctx context.Context, contactID, owner string, until, wai
 			return nil, time.Since(start), ctx.Err()
 		case <-t.C:
 		}
-		wait = min(wait*2, 400*time.Millisecond)
+		wait = min(wait*2, 150*time.Millisecond)
 	}
 }
 
-// Save writes the link (all its fields) while the lease is held.
+// Save writes the link while the lease is held (AgentReply excepted, see update.link). It fails
+// with ErrLeaseLost when the lease was taken over, or when the link's state changed under it
+// (closed by the Jira side, say): a closed link is never reopened by a stale copy.
 func (l *Lease) Save(ctx context.Context, link Link) error {
 	link.ContactID = l.contact
-	u := newUpdate().link(link)
+	u := newUpdate().link(link, false)
 	u.value("me", str(l.owner))
-	_, err := l.s.DB.UpdateItem(ctx, u.input(l.s.Table, contactKey(l.contact), "lease_owner = :me"))
+	cond := "lease_owner = :me AND attribute_not_exists(#prev_state)"
+	if prev := l.Link.State; prev != "" {
+		cond = "lease_owner = :me AND #prev_state = :prev_state"
+		u.value("prev_state", str(prev))
+	}
+	u.names["#prev_state"] = "state"
+	_, err := l.s.DB.UpdateItem(ctx, u.input(l.s.Table, contactKey(l.contact), cond))
 	if isConditionFailed(err) {
 		return ErrLeaseLost
 	}
@@ -373,7 +386,7 @@ func (l *Lease) Open(ctx context.Context, link Link) error {
 	link.ContactID = l.contact
 	link.State = StateOpen
 	link.CreationToken, link.CreationMessage = "", ""
-	u := newUpdate().link(link)
+	u := newUpdate().link(link, true)
 	u.value("me", str(l.owner))
 	upd := u.input(l.s.Table, contactKey(l.contact), "lease_owner = :me")
 	index := key("REQUEST#"+link.RequestKey, "LINK")

@@ -82,3 +82,39 @@ func TestTwoPhaseClaim(t *testing.T) {
 		t.Fatalf("a released claim is free at once: %+v", again)
 	}
 }
+
+func TestSaveUnderLeaseKeepsWhatTheJiraSideWrote(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	open := conversation.Link{ContactID: "contact-1", State: conversation.StateOpen, RequestKey: "SUPP-1", ConversationID: "conv-1", Phase: conversation.PhaseDescription}
+	if err := s.PutLink(ctx, open); err != nil {
+		t.Fatal(err)
+	}
+	lease, _, err := s.Acquire(ctx, "contact-1", "inbound", time.Now().Add(time.Minute), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While the message is being appended, an agent replies (no lease on the Jira side)...
+	if ok, err := s.SetAgentReply(ctx, lease.Link, "10101"); err != nil || !ok {
+		t.Fatalf("agent reply: %v %v", ok, err)
+	}
+	// ...and the invocation saves the copy it read before.
+	stale := lease.Link
+	stale.LastInbound = time.Now()
+	if err := lease.Save(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Link(ctx, "contact-1"); l.AgentReply != "10101" {
+		t.Fatalf("the agent reply was overwritten: %+v", l)
+	}
+	// The request is resolved meanwhile: a stale save must not reopen the link.
+	if ok, err := s.Close(ctx, lease.Link, "request_done"); err != nil || !ok {
+		t.Fatalf("close: %v %v", ok, err)
+	}
+	if err := lease.Save(ctx, stale); !errors.Is(err, conversation.ErrLeaseLost) {
+		t.Fatalf("a stale save over a closed link: %v", err)
+	}
+	if l, _ := s.Link(ctx, "contact-1"); l.State != conversation.StateClosed {
+		t.Fatalf("link reopened: %+v", l)
+	}
+}

@@ -50,7 +50,7 @@ const (
 // wire-level MessageBird and Jira fakes. Both fakes deliver their webhooks over HTTP to a local
 // stand-in for API Gateway, which turns each into the REST API event the Lambda receives.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	svc     *conversation.Service
 	mb      *messagebirdtest.Server
 	jira    *jiratest.Server
@@ -64,7 +64,7 @@ type world struct {
 	metrics bytes.Buffer
 }
 
-func newWorld(t *testing.T, opts ...func(*conversation.Config)) *world {
+func newWorld(t testing.TB, opts ...func(*conversation.Config)) *world {
 	t.Helper()
 	w := &world{t: t}
 	// The API Gateway stand-in closes last: the fakes' asynchronous deliveries still reach it.
@@ -184,7 +184,7 @@ func (w *world) receive(in messagebirdtest.Inbound) (messagebirdtest.Delivery, c
 	return d, result(w.t, d.Response)
 }
 
-func result(t *testing.T, body []byte) conversation.Result {
+func result(t testing.TB, body []byte) conversation.Result {
 	t.Helper()
 	var r conversation.Result
 	if len(body) > 0 && body[0] == '{' {
