@@ -3,11 +3,13 @@ package conversation_test
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird/messagebirdtest"
 	"github.com/cxbridge/cxbridge/pkg/conversation"
@@ -345,5 +347,61 @@ func TestInterruptedCreationIsAdoptedNotRepeated(t *testing.T) {
 	}
 	if d := w.jira.Description(created.IssueKey); !strings.Contains(d, "first words") || !strings.Contains(d, "are you there?") {
 		t.Fatalf("description %q", d)
+	}
+}
+
+func TestAFullDescriptionContinuesInAComment(t *testing.T) {
+	w := newWorld(t)
+	_, r := w.mustReceive(messagebirdtest.Inbound{Text: "start"})
+	long := strings.Repeat("All work and no play makes Jack a dull boy. ", 90) // about 4 KB
+	var last conversation.Result
+	for i := range 9 {
+		_, last = w.mustReceive(messagebirdtest.Inbound{Text: long + strconv.Itoa(i)})
+	}
+	if last.Target != conversation.PhaseComment || last.RequestKey != r.RequestKey {
+		t.Fatalf("after about 36 KB: %+v", last)
+	}
+	w.settle()
+	desc := w.jira.Description(r.RequestKey)
+	cs := w.jira.Comments(r.RequestKey)
+	if len(cs) != 1 || !cs[0].Public || !strings.HasSuffix(cs[0].Body, "boy. 8") {
+		t.Fatalf("the overflow is not in one end-user comment: %d comments", len(cs))
+	}
+	for i := range 9 {
+		if n := strings.Count(desc, "boy. "+strconv.Itoa(i)) + strings.Count(cs[0].Body, "boy. "+strconv.Itoa(i)); n != 1 {
+			t.Fatalf("message %d appears %d times", i, n)
+		}
+	}
+}
+
+func TestJiraOutageOpensTheBreakerAndNothingIsLost(t *testing.T) {
+	w := newWorld(t)
+	w.svc.JiraGuard = breaker.New(w.db, w.table, breaker.Settings{Name: "jira", Threshold: 2, OpenFor: 500 * time.Millisecond, CacheMaxAge: -1})
+	w.jira.Fail("/rest/", jiratest.Failure{Status: http.StatusServiceUnavailable})
+	var failed []messagebirdtest.Delivery
+	for i, want := range []string{"jira_unavailable", "jira_unavailable", "jira_breaker_open"} {
+		calls := len(w.jira.Received(""))
+		d, r := w.receive(messagebirdtest.Inbound{MSISDN: "+3161100000" + strconv.Itoa(i), Text: "during the outage " + strconv.Itoa(i)})
+		if d.Status != http.StatusServiceUnavailable || r.Reason != want {
+			t.Fatalf("message %d: %d %+v; want 503 %s", i, d.Status, r, want)
+		}
+		if want == "jira_breaker_open" && len(w.jira.Received("")) != calls {
+			t.Fatal("an open breaker still called Jira")
+		}
+		failed = append(failed, d)
+	}
+	w.jira.ClearFailures()
+	time.Sleep(600 * time.Millisecond)
+	for i, d := range failed { // MessageBird delivers each again
+		again := w.mb.Replay(d)
+		if r := result(t, again.Response); again.Status != http.StatusOK || r.Status != conversation.StatusCreated {
+			t.Fatalf("redelivery %d: %d %s", i, again.Status, again.Response)
+		}
+	}
+	if n := w.jira.RequestCount(); n != 3 {
+		t.Fatalf("%d requests after the outage; want one per customer", n)
+	}
+	if m := w.metricsText(); !strings.Contains(m, `"Reason":"jira_breaker_open"`) || !strings.Contains(m, `"WebhookRetry":1`) {
+		t.Fatalf("metrics %s", m)
 	}
 }
