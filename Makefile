@@ -25,6 +25,9 @@ build:
 build-TelemetryTierFunction:
 	$(LAMBDA_BUILD) ./functions/telemetry-tier
 
+build-MessagebirdInboundFunction:
+	$(LAMBDA_BUILD) ./functions/messagebird-inbound
+
 test:
 	$(GO) test -count=1 ./...
 

@@ -3,6 +3,7 @@
 //	go run ./cmd/local run [-port 3000]              the whole product on 127.0.0.1
 //	go run ./cmd/local demo                          every seed scenario, with a transcript
 //	go run ./cmd/local invoke <function> <event.json>
+//	go run ./cmd/local sign <function> <event.json> > signed.json
 //
 // run serves every route of template.yaml (with the deployed API's API-key check) and runs the
 // scheduled functions on their schedules, until Ctrl-C.
@@ -11,6 +12,11 @@
 // external system whose *_BASE_URL / TELEMETRY_URL is not set), builds the function's real
 // bootstrap, runs it under the Runtime API emulator exactly as `sam local invoke` would, sends
 // the event and prints the response. The function's log lines go to stderr.
+//
+// sign prints an event with its signatures filled in, for `sam local invoke -e`: webhook events
+// (messagebird-inbound) hold "local-sign" placeholders, because a MessageBird JWT is valid for
+// minutes only. Keys and addresses come from the environment (MESSAGEBIRD_SIGNING_KEY,
+// MESSAGEBIRD_WEBHOOK_URL, JIRA_WEBHOOK_SECRET, MESSAGEBIRD_BASE_URL), else the local stack's.
 package main
 
 import (
@@ -22,6 +28,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/cxbridge/cxbridge/pkg/localstack"
 )
 
 func main() {
@@ -44,7 +52,8 @@ func (u usageError) Error() string { return string(u) }
 const usage = `usage:
   local run [-port 3000] [-quiet]        the whole product on 127.0.0.1 until Ctrl-C
   local demo                             walk through every seed scenario and check each outcome
-  local invoke <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)`
+  local invoke <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)
+  local sign <function> <event.json>     print the event signed for sam local invoke -e (e.g. messagebird-inbound events/messagebird-inbound/first-message.json)`
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
@@ -60,6 +69,20 @@ func run(ctx context.Context, args []string) error {
 			return usageError(usage)
 		}
 		return invoke(ctx, args[1], args[2])
+	case "sign":
+		if len(args) != 3 {
+			return usageError(usage)
+		}
+		event, err := os.ReadFile(args[2])
+		if err != nil {
+			return err
+		}
+		signed, err := localstack.Sign(args[1], event, os.Getenv)
+		if err != nil {
+			return err
+		}
+		fmt.Println(string(signed))
+		return nil
 	default:
 		return usageError(usage)
 	}
@@ -77,6 +100,9 @@ func invoke(ctx context.Context, function, eventPath string) error {
 	defer st.Close()
 	fn, err := st.Function(ctx, function)
 	if err != nil {
+		return err
+	}
+	if event, err = st.Prepare(function, event); err != nil {
 		return err
 	}
 	res, err := fn.Invoke(ctx, event)

@@ -169,8 +169,11 @@ func (e *env) counts(t testing.TB) map[string]int {
 	return out
 }
 
+// settings are for the coordination tests. Their store timeout is generous on purpose: on a
+// loaded machine DynamoDB Local can take longer than the production default, and a breaker that
+// (correctly) fails open would then hide the coordination under test. Fail-open has its own tests.
 func settings(c *clock) breaker.Settings {
-	return breaker.Settings{Name: "telemetry", Threshold: 5, OpenFor: 300 * time.Millisecond, ProbeLease: 2 * time.Second, Now: c.Now}
+	return breaker.Settings{Name: "telemetry", Threshold: 5, OpenFor: 300 * time.Millisecond, ProbeLease: 2 * time.Second, StoreTimeout: 5 * time.Second, Now: c.Now}
 }
 
 func state(t testing.TB, b *breaker.Breaker) breaker.Snapshot {

@@ -117,8 +117,13 @@ func TestEveryEvent(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				fn, err := st.Function(ctx, strings.Split(f, "/")[0])
+				name := strings.Split(f, "/")[0]
+				fn, err := st.Function(ctx, name)
 				if err != nil {
+					t.Fatal(err)
+				}
+				// Signatures and local addresses are filled in as the event is sent (prepare.go).
+				if event, err = st.Prepare(name, event); err != nil {
 					t.Fatal(err)
 				}
 				res, err := fn.Invoke(ctx, event)

@@ -49,6 +49,8 @@ type Stack struct {
 	mu        sync.Mutex
 	running   map[string]*function
 	closers   []func()
+
+	eventVars map[string]string // see Prepare
 }
 
 // Start brings the stack up. Close it when done.
@@ -112,8 +114,19 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			s.Secrets.Put(id, v)
 		}
 	}
+	for _, seed := range seeds {
+		if err := seed(ctx, s); err != nil {
+			return nil, fmt.Errorf("seed the local world: %w", err)
+		}
+	}
 	return s, nil
 }
+
+// seeds run once every system is up, to create the data that spans systems (state that links a
+// fake's records to another's). Each function's file registers its own.
+var seeds []func(ctx context.Context, s *Stack) error
+
+func seed(fn func(ctx context.Context, s *Stack) error) { seeds = append(seeds, fn) }
 
 // system is an external system the stack can simulate. Each system's file registers itself.
 type system struct {

@@ -8,6 +8,7 @@
 //	CATASTROPHE#<target>           STATE              outage mode flag and master incident
 //	CALLER#<servicenow sys_id>     WAITING            caller -> waiting Genesys conversation
 //	CONTACT#<messagebird contact>  LINK               MessageBird contact -> JSM request
+//	REQUEST#<jsm issue key>        LINK               JSM request -> MessageBird contact
 //	OUTBOX                         <due>#<key>        escalations waiting for the redrive
 //	REPLAY#<scheme>#<id>           REPLAY             webhook and signature replay guards
 //

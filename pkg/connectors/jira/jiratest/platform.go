@@ -547,8 +547,15 @@ func (s *Server) editIssue(w http.ResponseWriter, r *http.Request) {
 	}
 	labels := req.Labels()
 	summary := req.Summary()
+	var description *string
 	for f, v := range in.Fields {
 		switch f {
+		case "description":
+			text, problem := adfBody(v)
+			if problem != "" {
+				errs[f] = problem
+			}
+			description = &text
 		case "labels":
 			var l []string
 			if json.Unmarshal(v, &l) != nil {
@@ -610,6 +617,11 @@ func (s *Server) editIssue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var items []map[string]any
+	if description != nil {
+		if item := setDescriptionLocked(req, *description); item != nil {
+			items = append(items, item)
+		}
+	}
 	if old := req.Labels(); !slices.Equal(old, labels) {
 		anyLabels := make([]any, len(labels))
 		for i, l := range labels {

@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /rest/api/3/issue/{key}", s.editIssue)
 	m.HandleFunc("GET /rest/api/3/user/search", s.userSearch)
 	m.HandleFunc("GET /rest/api/3/myself", s.myself)
+	s.issueRoutes()
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAreaError(w, r.URL.Path, http.StatusNotFound, "No such resource in jiratest: "+r.Method+" "+r.URL.Path)
 	})
