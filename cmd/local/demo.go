@@ -67,6 +67,7 @@ func runDemo(ctx context.Context, args []string) error {
 	srv := &http.Server{Handler: st.API(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
+	st.ConnectWebhooks("http://" + ln.Addr().String())
 	fmt.Fprintf(out, "Ready in %s. Local API: http://%s (functions' logs: %s)\n", time.Since(start).Round(100*time.Millisecond), ln.Addr(), logPath)
 
 	sort.SliceStable(scenarios, func(i, j int) bool { return scenarios[i].order < scenarios[j].order })

@@ -44,6 +44,7 @@ func serve(ctx context.Context, args []string) error {
 	}
 	srv := &http.Server{Handler: st.API(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
+	st.ConnectWebhooks("http://" + ln.Addr().String())
 	if err := st.RunSchedules(ctx); err != nil {
 		return err
 	}

@@ -165,3 +165,16 @@ func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
+
+// ConnectWebhooks points the MessageBird and Jira fakes' webhooks at a running local API (base
+// is its address, e.g. http://127.0.0.1:3000), so an end user's message and an agent's comment
+// reach messagebird-inbound as they would in production. Systems that are real are left alone:
+// register their webhooks in their consoles.
+func (s *Stack) ConnectWebhooks(base string) {
+	if mb := s.MessageBird(); mb != nil {
+		mb.SetWebhook(messagebirdtest.Webhook{URL: base + "/messagebird/webhook", PublicURL: LocalMessageBirdWebhookURL})
+	}
+	if j := s.Jira(); j != nil {
+		j.RegisterWebhook(base+"/jira/webhook", LocalJiraWebhookSecret)
+	}
+}
