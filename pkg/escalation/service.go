@@ -113,6 +113,17 @@ func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response
 	return apigw.OK(res)
 }
 
+// Prepare validates and masks an input, as Escalate does first: the escalation (with its id)
+// and the payload hash its idempotency record is validated with.
+func (s *Service) Prepare(in Input) (*Escalation, string, *apigw.Error) {
+	e, validation, bad := s.parse(in, s.now())
+	if bad != nil {
+		return nil, "", bad
+	}
+	e.mask(s.Masker)
+	return e, validation, nil
+}
+
 // errConflict: the idempotency key was used with another payload.
 var errConflict = errors.New("idempotency key reused")
 
@@ -329,7 +340,8 @@ func (s *Service) link(ctx context.Context, e *Escalation, f Flag) Result {
 // queue stores the escalation for escalation-redrive. If even that fails, the answer is
 // "failed", and the escalation is in the error log line and the EscalationFailed alarm.
 func (s *Service) queue(ctx context.Context, e *Escalation, due, since time.Time, reason string, attempts int, cause error) Result {
-	it := Item{Escalation: *e, Due: due, CreatedAt: s.now(), Attempts: attempts, Reason: reason, Since: since, LastError: errText(cause)}
+	// Item.Attempts counts the redrive's attempts, which the backoff grows with.
+	it := Item{Escalation: *e, Due: due, CreatedAt: s.now(), Reason: reason, Since: since, LastError: errText(cause)}
 	err := s.Outbox.Enqueue(ctx, it, s.Config.MaxAge)
 	if err != nil && !errors.Is(err, ErrAlreadyQueued) {
 		observe.MetricsFrom(ctx).Count("EscalationFailed", 1)
