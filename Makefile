@@ -23,6 +23,12 @@ build:
 build-TelemetryTierFunction:
 	$(LAMBDA_BUILD) ./functions/telemetry-tier
 
+build-CreateEscalationFunction:
+	$(LAMBDA_BUILD) ./functions/create-escalation
+
+build-EscalationRedriveFunction:
+	$(LAMBDA_BUILD) ./functions/escalation-redrive
+
 test:
 	$(GO) test -count=1 ./...
 

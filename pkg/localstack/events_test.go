@@ -27,6 +27,9 @@ type expect struct {
 	Status int            // HTTP status for API Gateway events; 0 for direct invocations
 	Body   map[string]any // the response body (direct: the payload)
 	Error  string         // direct invocations that must fail: a substring of the error message
+	// Setup, when set, prepares the local world for this event (an outage flag, a failing
+	// system) and returns how to undo it. Such events run one at a time, before the others.
+	Setup func(t *testing.T, st *localstack.Stack) (undo func())
 }
 
 // expectations maps a file under events/ to what it must produce; each function's file
@@ -91,7 +94,11 @@ func TestEveryEvent(t *testing.T) {
 	t.Run("events", func(t *testing.T) {
 		for _, f := range files {
 			t.Run(f, func(t *testing.T) {
-				t.Parallel()
+				if setup := expectations[f].Setup; setup != nil {
+					defer setup(t, st)()
+				} else {
+					t.Parallel()
+				}
 				event, err := os.ReadFile(filepath.Join(root, "events", f))
 				if err != nil {
 					t.Fatal(err)
