@@ -259,6 +259,28 @@ func (o *Outage) Masters(ctx context.Context) ([]MasterRef, error) {
 	return refs, nil
 }
 
+// PendingLinks counts the links of a master not yet noted (for the operator CLI).
+func (o *Outage) PendingLinks(ctx context.Context, ref MasterRef) (int, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(o.Table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(masterPKPrefix + ref.Target + "#" + ref.Master.Key)},
+		Select:                    types.SelectCount,
+	}
+	n := 0
+	for {
+		out, err := o.DB.Query(ctx, in)
+		if err != nil {
+			return 0, fmt.Errorf("count outage links: %w", err)
+		}
+		n += int(out.Count)
+		if len(out.LastEvaluatedKey) == 0 {
+			return n, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
 // link is one pending link.
 type link struct {
 	sk, id, conversation, trigger, queue string
