@@ -244,4 +244,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-

@@ -117,7 +117,7 @@ func LoadConfig(r *config.Reader) Config {
 		StateTable:       r.Required("STATE_TABLE"),
 		IdempotencyTable: r.Required("IDEMPOTENCY_TABLE"),
 		HoldThreshold:    r.Seconds("HOLD_THRESHOLD_SECONDS", 180*time.Second, 0, 24*time.Hour),
-		Budget:           r.Millis("ESCALATION_BUDGET_MS", 6*time.Second, 500*time.Millisecond, 25*time.Second),
+		Budget:           r.Millis("ESCALATION_BUDGET_MS", 6*time.Second, 500*time.Millisecond, 12*time.Second), // under the 15 s function timeout
 		IdempotencyTTL:   time.Duration(r.Int("ESCALATION_IDEMPOTENCY_HOURS", 24, 1, 24*30)) * time.Hour,
 		DuplicateWait:    r.Millis("ESCALATION_DUPLICATE_WAIT_MS", 2*time.Second, 0, 20*time.Second),
 		MaxAge:           time.Duration(r.Int("ESCALATION_MAX_AGE_MINUTES", 24*60, 5, 14*24*60)) * time.Minute,
