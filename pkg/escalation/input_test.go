@@ -173,3 +173,14 @@ func TestDirectInvocationFromAGenesysLambdaDataAction(t *testing.T) {
 		t.Fatalf("%s (%v)", out, err)
 	}
 }
+
+func TestNoTargetConfiguredFailsAndAlarms(t *testing.T) {
+	e := newEnv(t, with("JIRA_BASE_URL", ""), with("SERVICENOW_BASE_URL", ""))
+	c := e.post(body("conversationId", conv, "trigger", "vip"))
+	if c.status != 200 || c.res.Status != escalation.StatusFailed || c.res.Reason != escalation.ReasonConfiguration || !strings.Contains(c.metrics, `"EscalationFailed":1`) {
+		t.Fatalf("%d %s %s", c.status, c.raw, c.metrics)
+	}
+	if sum, _ := e.redrive(); sum.Due != 0 {
+		t.Fatalf("%+v", sum)
+	}
+}

@@ -181,11 +181,11 @@ func (s *Service) escalate(ctx context.Context, e *Escalation, validation string
 		slog.WarnContext(ctx, "idempotency store unavailable; delivering without duplicate protection", "error", err)
 	case replay != nil:
 		var res Result
-		if jerr := json.Unmarshal(replay.Data, &res); jerr == nil {
+		if json.Unmarshal(replay.Data, &res) == nil {
 			observe.MetricsFrom(ctx).Count("EscalationReplayed", 1)
 			return res, nil
 		}
-		slog.WarnContext(ctx, "stored answer unreadable; delivering again", "error", err)
+		slog.WarnContext(ctx, "stored answer unreadable; delivering again")
 	}
 	res := s.run(ctx, e, claim)
 	s.finish(ctx, e, claim, res)
@@ -194,6 +194,10 @@ func (s *Service) escalate(ctx context.Context, e *Escalation, validation string
 
 // run delivers the escalation (or links, queues or fails it) and returns the answer.
 func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Claim) Result {
+	target := s.Targets[e.Target]
+	if target == nil {
+		return s.fail(ctx, e, ReasonConfiguration, 0, fmt.Errorf("no escalation target is configured (JIRA_BASE_URL and SERVICENOW_BASE_URL are empty)"))
+	}
 	var since time.Time
 	if claim != nil && claim.Recovered {
 		// An earlier run died holding this key; it may have created the ticket, or queued
@@ -216,7 +220,6 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 		return s.link(ctx, e, flag)
 	}
 
-	target := s.Targets[e.Target]
 	var tk Ticket
 	attempts := 0
 	budget, cancel := context.WithTimeout(ctx, s.Config.Budget)
