@@ -220,6 +220,11 @@ func loadJira(r *config.Reader) JiraConfig {
 			r.Problem("JIRA_FIELD_MAP", "%s: %v", id, err)
 		}
 	}
+	if l, ok := j.Fields["labels"]; ok {
+		if _, list := l.([]any); !list {
+			r.Problem("JIRA_FIELD_MAP", `labels must be a list of templates, e.g. ["genesys","{{trigger}}"]`)
+		}
+	}
 	if _, ok := j.Fields["summary"]; !ok {
 		r.Problem("JIRA_FIELD_MAP", "has no summary; every request type requires one")
 	}

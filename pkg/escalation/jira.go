@@ -103,7 +103,10 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	slog.DebugContext(ctx, "jira project chosen", "project", key, "rule", why)
 
 	details := e.details()
-	onBehalf, note := t.reporter(ctx, e, p.ServiceDeskID)
+	onBehalf, note, err := t.reporter(ctx, e, p.ServiceDeskID)
+	if err != nil {
+		return Ticket{}, err
+	}
 	if onBehalf == "" {
 		details += "\n\nRaised by the integration account: " + note
 	}
@@ -146,21 +149,27 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 }
 
 // reporter returns the accountId to raise the request for, or "" and why there is none.
-// customerAccountId wins; else the customer is found or created by e-mail. Failing that the
-// request is raised as the integration account, which the description says.
-func (t *JiraTarget) reporter(ctx context.Context, e *Escalation, deskID string) (string, string) {
+// customerAccountId wins; else the customer is found or created by e-mail. When that is
+// refused (no permission to create customers, an account the integration cannot see) the
+// request is raised as the integration account, which the description says; when Jira is
+// failing (5xx, 429, timeouts) the error is returned, so the attempt is retried rather than
+// raised for nobody.
+func (t *JiraTarget) reporter(ctx context.Context, e *Escalation, deskID string) (string, string, error) {
 	if e.CustomerAccountID != "" {
-		return e.CustomerAccountID, ""
+		return e.CustomerAccountID, "", nil
 	}
 	if e.CustomerEmail == "" {
-		return "", "no customer e-mail address or account id was given."
+		return "", "no customer e-mail address or account id was given.", nil
 	}
 	id, err := t.API.ResolveCustomer(ctx, deskID, e.CustomerEmail, e.CustomerName)
 	if err != nil {
+		if connectors.IsOutage(err) {
+			return "", "", err
+		}
 		slog.WarnContext(ctx, "jira customer could not be resolved; raising as the integration account", "error", err)
-		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).", connectors.KindOf(err))
+		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).", connectors.KindOf(err)), nil
 	}
-	return id, ""
+	return id, "", nil
 }
 
 // find searches for the request carrying marker; nil when there is none.

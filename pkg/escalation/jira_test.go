@@ -229,3 +229,15 @@ func TestJiraOAuthThroughTheGateway(t *testing.T) {
 		t.Fatalf("%d tokens", e.jira.TokensIssued())
 	}
 }
+
+func TestCustomerLookupOutageIsRetriedNotDropped(t *testing.T) {
+	e := newEnv(t)
+	// The customer search is rate-limited once: the attempt is retried, and the request is
+	// still raised for the customer rather than for nobody.
+	e.jira.Fail("/rest/servicedeskapi/servicedesk/1/customer", jiratest.Failure{Status: 429, RetryAfter: 1, Times: 1})
+	id := e.jira.AddCustomer("jane@example.com", "Jane", "1")
+	c := e.post(body("conversationId", conv, "trigger", "vip", "customerEmail", "jane@example.com"))
+	if c.res.Status != "created" || c.res.Attempts != 2 || e.jiraCreates()[0]["raiseOnBehalfOf"] != id {
+		t.Fatalf("%s / %v", c.raw, e.jiraCreates())
+	}
+}
