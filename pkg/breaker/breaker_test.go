@@ -170,7 +170,11 @@ func (e *env) counts(t testing.TB) map[string]int {
 }
 
 func settings(c *clock) breaker.Settings {
-	return breaker.Settings{Name: "telemetry", Threshold: 5, OpenFor: 300 * time.Millisecond, ProbeLease: 2 * time.Second, Now: c.Now}
+	// StoreTimeout well above the production 250 ms: these tests are about concurrent
+	// transitions, and DynamoDB Local on a busy CI machine (other test binaries starting their
+	// own JVMs, building bootstraps) sometimes answers slower than that, which fails the
+	// breaker open and the test with it. The store-timeout tests set their own.
+	return breaker.Settings{Name: "telemetry", Threshold: 5, OpenFor: 300 * time.Millisecond, ProbeLease: 2 * time.Second, StoreTimeout: 2 * time.Second, Now: c.Now}
 }
 
 func state(t testing.TB, b *breaker.Breaker) breaker.Snapshot {
