@@ -34,7 +34,25 @@ func init() {
 			Setup: jiraFails(jiratest.Failure{Status: 403})},
 		"create-escalation/invalid-missing-trigger.json": {Status: 400, Body: m{"status": "rejected", "error": m{"field": "trigger", "code": "missing_field"}}},
 		"create-escalation/invalid-occurred-at.json":     {Status: 400, Body: m{"status": "rejected", "error": m{"field": "occurredAt", "code": "invalid_field"}}},
+		// Runs after the create-escalation events with a setup (file order), so the outage
+		// example's link is waiting for its note, and jira-down's escalation is queued but not
+		// due for a minute.
+		"escalation-redrive/scheduled.json": {Body: m{"notes": 1.0, "linked": 1.0, "delivered": 0.0, "failed": 0.0, "due": 0.0}, Setup: masterNoted},
 	})
+}
+
+// masterNoted checks, after the redrive ran, that the master incident got one work note
+// listing the call the outage example linked.
+func masterNoted(t *testing.T, st *localstack.Stack) func() {
+	return func() {
+		var notes []string
+		for _, j := range st.ServiceNow().Journal("incident", localstack.ServiceNowMasterSysID) {
+			notes = append(notes, j.Value)
+		}
+		if len(notes) != 1 || !strings.Contains(notes[0], "3b1f6c2e-7d4a-4f3e-9c11-5a2b8e9d0a07") {
+			t.Errorf("work notes on the master: %q", notes)
+		}
+	}
 }
 
 // linkedBackTo seeds the Genesys conversation of an event and checks, afterwards, that the
