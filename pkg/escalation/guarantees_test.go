@@ -68,6 +68,7 @@ func TestTwentyConcurrentIdenticalRequestsMakeOneTicket(t *testing.T) {
 			t.Errorf("answer %d: %s", i, a.raw)
 		}
 	}
+	t.Logf("20 concurrent identical requests: %d create call(s) reached Jira, %d request(s) exist, all 20 answered %s", len(e.jiraCreates()), e.jira.RequestCount(), answers[0].res.TicketKey)
 }
 
 // deadRun does what a run that crashed after creating the ticket did: it claimed the key and
