@@ -28,6 +28,12 @@ build-TelemetryTierFunction:
 build-MessagebirdInboundFunction:
 	$(LAMBDA_BUILD) ./functions/messagebird-inbound
 
+build-CreateEscalationFunction:
+	$(LAMBDA_BUILD) ./functions/create-escalation
+
+build-EscalationRedriveFunction:
+	$(LAMBDA_BUILD) ./functions/escalation-redrive
+
 test:
 	$(GO) test -count=1 ./...
 

@@ -17,38 +17,23 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/localstack"
 )
 
-// TestMain closes the shared stack (and with it its DynamoDB Local and fakes) after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared != nil {
-		shared.Close()
-	}
-	os.Exit(code)
-}
-
-var (
-	shared     *localstack.Stack
-	sharedLogs lockedBuffer
-	sharedErr  error
-	sharedOnce sync.Once
-)
-
-// stack is one local stack shared by the package's tests (starting one costs a JVM and builds).
-// The functions' logs are printed when a test using it fails.
+// stack starts a local stack for one test and stops it when the test ends. Tests do not share
+// one: events are replayed by idempotency keys and change the fakes' state, so a test must not
+// see another's traffic. The functions' logs are printed when the test fails.
 func stack(t *testing.T) *localstack.Stack {
 	t.Helper()
-	sharedOnce.Do(func() {
-		shared, sharedErr = localstack.Start(context.Background(), localstack.Options{Logs: &sharedLogs, Getenv: func(string) string { return "" }})
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
+	var logs lockedBuffer
+	st, err := localstack.Start(context.Background(), localstack.Options{Logs: &logs, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		st.Close()
 		if t.Failed() {
-			t.Logf("function logs:\n%s", sharedLogs.String())
+			t.Logf("function logs:\n%s", logs.String())
 		}
 	})
-	return shared
+	return st
 }
 
 // expect is what an event under events/ must produce when run through the function's real
@@ -58,6 +43,9 @@ type expect struct {
 	Status int            // HTTP status for API Gateway events; 0 for direct invocations
 	Body   map[string]any // the response body (direct: the payload)
 	Error  string         // direct invocations that must fail: a substring of the error message
+	// Setup, when set, prepares the local world for this event (an outage flag, a failing
+	// system) and returns how to undo it. Such events run one at a time, before the others.
+	Setup func(t *testing.T, st *localstack.Stack) (undo func())
 }
 
 // expectations maps a file under events/ to what it must produce; each function's file
@@ -112,7 +100,11 @@ func TestEveryEvent(t *testing.T) {
 	t.Run("events", func(t *testing.T) {
 		for _, f := range files {
 			t.Run(f, func(t *testing.T) {
-				t.Parallel()
+				if setup := expectations[f].Setup; setup != nil {
+					defer setup(t, st)()
+				} else {
+					t.Parallel()
+				}
 				event, err := os.ReadFile(filepath.Join(root, "events", f))
 				if err != nil {
 					t.Fatal(err)

@@ -4,13 +4,25 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 )
 
-// Jira credentials of the local world (HTTP Basic, as with an API token).
+// Credentials of the local Jira site (HTTP Basic with an API token).
 const (
-	LocalJiraEmail    = "cxbridge@example.com"
+	LocalJiraEmail    = "cxbridge-bot@example.com"
 	LocalJiraAPIToken = "local-jira-api-token"
 )
 
+// Local Jira customers the events use.
+const (
+	JiraCustomerEmail = "jane.doe@example.com"
+)
+
 func init() {
+	parameters(map[string]string{
+		"JiraProjects":         "SUPP=" + jiratest.DefaultServiceDeskID + "/" + jiratest.RequestTypeSupport,
+		"JiraDefaultProject":   jiratest.DefaultProjectKey,
+		"JiraProductProjects":  "Mobile App=" + jiratest.DefaultProjectKey,
+		"JiraFieldMap":         `{"summary":"{{summary}}","description":"{{details}}","` + jiratest.FieldConversationID + `":"{{conversationId}}"}`,
+		"JiraSearchLagSeconds": "5",
+	})
 	register(system{
 		name: "jira",
 		real: func(getenv func(string) string) bool { return getenv("JIRA_BASE_URL") != "" },
@@ -20,6 +32,7 @@ func init() {
 		},
 		start: func(s *Stack) (any, func()) {
 			j := jiratest.New(jiratest.Config{Email: LocalJiraEmail, APIToken: LocalJiraAPIToken})
+			j.AddCustomer(JiraCustomerEmail, "Jane Doe", jiratest.DefaultServiceDeskID)
 			s.Secrets.Put("cxbridge/jira", `{"email":"`+LocalJiraEmail+`","apiToken":"`+LocalJiraAPIToken+`"}`)
 			s.values["JiraBaseUrl"] = j.URL()
 			return j, j.Close

@@ -10,6 +10,10 @@
 //	CONTACT#<messagebird contact>  LINK               MessageBird contact -> JSM request
 //	REQUEST#<jsm issue key>        LINK               JSM request -> MessageBird contact
 //	OUTBOX                         <due>#<key>        escalations waiting for the redrive
+//	OUTBOX#ID                      <key>              the queued item of an escalation (one at most)
+//	OUTBOX#FAILED                  <failed>#<key>     escalations a person must look at
+//	MASTERS                        <target>#<master>  master tickets with outage links; note lease
+//	MASTER#<target>#<master>       <linked>#<key>     calls linked to a master, not yet noted
 //	REPLAY#<scheme>#<id>           REPLAY             webhook and signature replay guards
 //
 // The idempotency table follows Powertools for AWS Lambda: id, expiration, status,
@@ -19,10 +23,10 @@ package store
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
@@ -39,7 +43,10 @@ const (
 // tests and the local stack point the real SDK at local servers.
 func LoadAWS(ctx context.Context) (aws.Config, error) {
 	cfg, err := awsconfig.LoadDefaultConfig(ctx,
-		awsconfig.WithHTTPClient(&http.Client{Timeout: 5 * time.Second}),
+		// A buildable client, so that AWS_CA_BUNDLE (common on operators' machines behind a
+		// TLS-inspecting proxy) can still be applied to it; a plain *http.Client makes the
+		// SDK refuse to load.
+		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(5*time.Second)),
 		// The SDK's own retries stay on (they handle throttling), but few: callers are waiting,
 		// and every operation is bounded by the invocation's context anyway.
 		awsconfig.WithRetryMaxAttempts(2),

@@ -109,6 +109,7 @@ type Server struct {
 	nextHook     int
 	commentADF   bool
 	inflight     sync.WaitGroup
+	late         []late
 }
 
 // Failure is an injected answer for API requests whose path (after the gateway prefix) starts
@@ -339,7 +340,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	u.Path, u.RawPath = path, ""
 	r2.URL = &u
 	r2.Body = io.NopCloser(bytes.NewReader(body))
-	s.mux.ServeHTTP(w, r2)
+	s.route(w, r2, path)
 }
 
 func (s *Server) writeFailure(w http.ResponseWriter, path string, f Failure) {

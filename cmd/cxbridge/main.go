@@ -1,0 +1,68 @@
+// Command cxbridge is the on-call's tool for a deployed cxbridge stack. It writes the same
+// state-table items the functions read, through the AWS SDK and the caller's AWS credentials.
+//
+//	cxbridge outage on  --target servicenow --master INC0012345 [--message "..."] [--reason "..."] [--for 4h] [--standby] [--no-verify]
+//	cxbridge outage off --target servicenow
+//	cxbridge outage status
+//	cxbridge escalations queued|failed
+//	cxbridge escalations retry <escalation id>|--all
+//
+// The state table is --table or STATE_TABLE (the stack's StateTableName output). "outage on"
+// checks the master ticket first when the target is reachable (JIRA_BASE_URL or
+// SERVICENOW_BASE_URL, with credentials from JIRA_SECRET_ID / SERVICENOW_SECRET_ID in Secrets
+// Manager): a mistyped master would have every caller told about a ticket that does not exist.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "cxbridge:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError string
+
+func (u usageError) Error() string { return string(u) }
+
+const usage = `usage:
+  cxbridge outage on --target jira|servicenow --master <key> [--message <text>] [--reason <text>] [--for <duration>] [--standby] [--no-verify]
+  cxbridge outage off --target jira|servicenow
+  cxbridge outage status
+  cxbridge escalations queued|failed
+  cxbridge escalations retry <escalation id>|--all
+common flags: --table <state table> (default $STATE_TABLE)`
+
+func run(ctx context.Context, args []string, out io.Writer, getenv func(string) string) error {
+	if len(args) < 2 {
+		return usageError(usage)
+	}
+	switch args[0] + " " + args[1] {
+	case "outage on":
+		return outageOn(ctx, args[2:], out, getenv)
+	case "outage off":
+		return outageOff(ctx, args[2:], out, getenv)
+	case "outage status":
+		return outageStatus(ctx, args[2:], out, getenv)
+	case "escalations queued", "escalations failed":
+		return listEscalations(ctx, args[1], args[2:], out, getenv)
+	case "escalations retry":
+		return retryEscalations(ctx, args[2:], out, getenv)
+	}
+	return usageError(usage)
+}

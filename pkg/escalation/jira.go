@@ -1,0 +1,246 @@
+package escalation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors"
+	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
+)
+
+// JiraAPI is the part of the Jira client the target uses.
+type JiraAPI interface {
+	CreateRequest(ctx context.Context, in jira.NewRequest) (*jira.CustomerRequest, error)
+	ResolveCustomer(ctx context.Context, serviceDeskID, email, displayName string) (string, error)
+	SearchIssues(ctx context.Context, s jira.Search) (*jira.SearchResult, error)
+	AddComment(ctx context.Context, issueIDOrKey, body string, public bool) (*jira.Comment, error)
+	GetRequest(ctx context.Context, issueIDOrKey string) (*jira.CustomerRequest, error)
+}
+
+// JiraTarget raises escalations as JSM customer requests.
+//
+// Crash recovery: the request carries the marker "cxb-<escalation id>" in JIRA_KEY_FIELD (a
+// label by default). JQL search is eventually consistent, so a request created moments ago may
+// not be found yet. A recovering attempt therefore creates only when the earlier attempt's
+// deadline is more than SearchLag ago; otherwise it defers (the escalation is queued, and the
+// redrive looks again once the lag has passed). For the same reason a create whose outcome is
+// unknown (a timeout, a 5xx without Retry-After) is not retried at once: it is queued for
+// verification instead of risking a second request.
+type JiraTarget struct {
+	API    JiraAPI
+	Config JiraConfig
+	Now    func() time.Time
+}
+
+// Name is "jira".
+func (t *JiraTarget) Name() string { return Jira }
+
+// Marker is what a request carries to be found again.
+func Marker(id string) string { return "cxb-" + id }
+
+func (t *JiraTarget) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
+}
+
+// project applies seed 002's project-key rules and returns the key and why it was chosen.
+func (t *JiraTarget) project(e *Escalation) (string, string) {
+	c := t.Config
+	if c.AlwaysUseDefault {
+		return c.DefaultProject, "always the default project"
+	}
+	if e.Version != "" {
+		if e.Product != "" {
+			if k, ok := c.VersionProjects[strings.ToLower(e.Product+":"+e.Version)]; ok {
+				return k, "version mapping"
+			}
+		}
+		if k, ok := c.VersionProjects[strings.ToLower(e.Version)]; ok {
+			return k, "version mapping"
+		}
+	}
+	if e.Product != "" {
+		if k, ok := c.ProductProjects[strings.ToLower(e.Product)]; ok {
+			return k, "product mapping"
+		}
+		// Rule 4: the product's name is the project key.
+		if k := strings.ToUpper(strings.TrimSpace(e.Product)); projectKeyRe.MatchString(k) {
+			if _, ok := c.Projects[k]; ok {
+				return k, "product name"
+			}
+		}
+		return c.DefaultProject, "default project (product " + e.Product + " is not mapped)"
+	}
+	return c.DefaultProject, "default project"
+}
+
+// Deliver raises the request. since, when not zero, is the deadline of an earlier attempt that
+// may have created it: then the request is searched for first.
+func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time) (Ticket, error) {
+	marker := Marker(e.ID)
+	if !since.IsZero() {
+		found, err := t.find(ctx, marker)
+		if err != nil {
+			return Ticket{}, err
+		}
+		if found != nil {
+			return Ticket{Key: found.Key, URL: t.browse(found.Key), Recovered: true}, nil
+		}
+		if until := since.Add(t.Config.SearchLag); t.now().Before(until) {
+			return Ticket{}, &DeferError{Until: until, Since: since, Reason: "an earlier attempt may have created the request; search may not show it yet"}
+		}
+	}
+	key, why := t.project(e)
+	p := t.Config.Projects[key]
+	slog.DebugContext(ctx, "jira project chosen", "project", key, "rule", why)
+
+	details := e.details()
+	onBehalf, note, err := t.reporter(ctx, e, p.ServiceDeskID)
+	if err != nil {
+		return Ticket{}, err
+	}
+	if onBehalf == "" {
+		details += "\n\nRaised by the integration account: " + note
+	}
+	fields := map[string]any{}
+	vars := e.vars(e.summary(), details)
+	for id, tpl := range t.Config.Fields {
+		if v, ok := render(tpl, vars); ok {
+			fields[id] = v
+		}
+	}
+	if s, ok := fields["summary"].(string); ok {
+		fields["summary"] = truncate(strings.ReplaceAll(s, "\n", " "), 250) // a one-line field of at most 255
+	}
+	if t.Config.KeyField == "labels" {
+		labels, _ := fields["labels"].([]any)
+		fields["labels"] = append(labels, marker)
+	} else {
+		fields[t.Config.KeyField] = marker
+	}
+	req := jira.NewRequest{ServiceDeskID: p.ServiceDeskID, RequestTypeID: p.RequestTypeID, Fields: fields, RaiseOnBehalfOf: onBehalf}
+	cr, err := t.API.CreateRequest(ctx, req)
+	if err != nil {
+		if t.Unsure(err) {
+			// Retrying now could make a second request; look for this one once search
+			// has caught up instead.
+			now := t.now()
+			return Ticket{}, &DeferError{Until: now.Add(t.Config.SearchLag), Since: now, Reason: "the create request's outcome is unknown", Err: err}
+		}
+		return Ticket{}, err
+	}
+	url := cr.Links.Agent
+	if url == "" || t.Config.BrowseURL != t.Config.BaseURL {
+		url = t.browse(cr.IssueKey) // the gateway's links do not open in a browser
+	}
+	tk := Ticket{Key: cr.IssueKey, URL: url}
+	if onBehalf == "" {
+		tk.Note = "raised as the integration account: " + note
+	}
+	return tk, nil
+}
+
+// reporter returns the accountId to raise the request for, or "" and why there is none.
+// customerAccountId wins; else the customer is found or created by e-mail. When that is
+// refused (no permission to create customers, an account the integration cannot see) the
+// request is raised as the integration account, which the description says; when Jira is
+// failing (5xx, 429, timeouts) the error is returned, so the attempt is retried rather than
+// raised for nobody.
+func (t *JiraTarget) reporter(ctx context.Context, e *Escalation, deskID string) (string, string, error) {
+	if e.CustomerAccountID != "" {
+		return e.CustomerAccountID, "", nil
+	}
+	if e.CustomerEmail == "" {
+		return "", "no customer e-mail address or account id was given.", nil
+	}
+	id, err := t.API.ResolveCustomer(ctx, deskID, e.CustomerEmail, e.CustomerName)
+	if err != nil {
+		if connectors.IsOutage(err) {
+			return "", "", err
+		}
+		slog.WarnContext(ctx, "jira customer could not be resolved; raising as the integration account", "error", err)
+		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).", connectors.KindOf(err)), nil
+	}
+	return id, "", nil
+}
+
+// find searches for the request carrying marker; nil when there is none.
+func (t *JiraTarget) find(ctx context.Context, marker string) (*jira.Issue, error) {
+	var jql string
+	if t.Config.KeyField == "labels" {
+		jql = "labels = " + jira.Quote(marker)
+	} else {
+		jql = "cf[" + strings.TrimPrefix(t.Config.KeyField, "customfield_") + "] ~ " + jira.Quote(marker)
+	}
+	res, err := t.API.SearchIssues(ctx, jira.Search{JQL: jql + " ORDER BY created ASC", Fields: []string{t.Config.KeyField}, MaxResults: 10})
+	if err != nil {
+		return nil, err
+	}
+	for i, is := range res.Issues {
+		// A text search (~) matches words, not the whole value: keep exact matches only.
+		if t.Config.KeyField == "labels" || is.String(t.Config.KeyField) == marker {
+			return &res.Issues[i], nil
+		}
+	}
+	return nil, nil
+}
+
+func (t *JiraTarget) browse(key string) string { return t.Config.BrowseURL + "/browse/" + key }
+
+// Unsure reports a failed create that may nevertheless have created the request: the answer
+// was lost (a timeout, a broken connection after sending) or a 5xx that does not say "try
+// later" (502, 504, a 500 without Retry-After). 429, 503 and errors before sending are sure
+// failures.
+func (t *JiraTarget) Unsure(err error) bool {
+	var ce *connectors.Error
+	if !errors.As(err, &ce) {
+		return errors.Is(err, context.DeadlineExceeded)
+	}
+	if ce.Op != "create request" {
+		return false
+	}
+	if _, has := ce.RetryAfter(); has {
+		return false
+	}
+	switch {
+	case ce.Kind == connectors.KindRateLimited, ce.Status == http.StatusServiceUnavailable:
+		return false
+	case ce.Status >= 500, ce.Kind == connectors.KindBadResponse:
+		return true // a 2xx we could not read is a request that probably exists
+	case ce.Status == 0:
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return false // never connected
+		}
+		return ce.Kind == connectors.KindUnavailable
+	}
+	return false
+}
+
+// Note adds an internal comment (agents only) to the master request.
+func (t *JiraTarget) Note(ctx context.Context, m Master, text string) error {
+	_, err := t.API.AddComment(ctx, m.Key, text, false)
+	return err
+}
+
+// ResolveMaster checks that the master request exists.
+func (t *JiraTarget) ResolveMaster(ctx context.Context, m Master) (Master, error) {
+	if _, err := t.API.GetRequest(ctx, m.Key); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// MasterURL links the master request.
+func (t *JiraTarget) MasterURL(m Master) string { return t.browse(m.Key) }
+
+// NoteLimit is the longest note: Jira comments hold 32,767 characters.
+func (t *JiraTarget) NoteLimit() int { return 30000 }

@@ -1,0 +1,457 @@
+package escalation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/store"
+)
+
+// Outage mode (seed 001's "Outage Circuit Breaker").
+//
+// A target's catastrophe flag (CATASTROPHE#<target>, STATE) names a master ticket and the
+// message the IVR may play. While the flag is active every escalation for that target is
+// answered at once with "linked" and the master's key, and nothing is sent to the target on the
+// caller's time. A flag that is not active (a standby master) is used only while the target's
+// circuit breaker is open; with the breaker open and no master at all, escalations are queued.
+//
+// Links are batched: each is one item under MASTER#<target>#<master>, and escalation-redrive
+// writes them as one note per master per minute, whatever the call volume. The minute is a
+// lease on the master's registry item (MASTERS, <target>#<master>): a conditional write that
+// only one writer per minute can win, so overlapping runs cannot send a second note.
+const (
+	flagPKPrefix   = "CATASTROPHE#"
+	flagSK         = "STATE"
+	mastersPK      = "MASTERS"
+	masterPKPrefix = "MASTER#"
+)
+
+// Flag is a target's outage state.
+type Flag struct {
+	Target string
+	// Active is catastrophe mode: every call is linked to Master. When false, Master is a
+	// standby, used only while the target's breaker is open.
+	Active  bool
+	Master  Master
+	Message string // what the IVR may play; empty uses OUTAGE_MESSAGE
+	Reason  string // the operator's note, e.g. "email outage, P1 bridge open"
+	SetBy   string
+	SetAt   time.Time
+	// Until ends the flag automatically (zero: until turned off).
+	Until time.Time
+}
+
+// Set reports whether the flag exists (has a master) at now.
+func (f Flag) Set(now time.Time) bool {
+	return f.Master.Key != "" && (f.Until.IsZero() || now.Before(f.Until))
+}
+
+// Outage reads and writes outage flags and links.
+type Outage struct {
+	DB    StateDB
+	Table string
+	Now   func() time.Time
+	// CacheFor is how long an environment reuses a flag it read; default 1 s (DESIGN.md
+	// section 7). Negative: no cache.
+	CacheFor time.Duration
+
+	mu         sync.Mutex
+	cache      map[string]cachedFlag
+	registered map[string]time.Time
+}
+
+type cachedFlag struct {
+	flag Flag
+	at   time.Time
+}
+
+func (o *Outage) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Flag returns the target's flag, from this environment's cache when it is fresh. A missing
+// flag is the zero Flag.
+func (o *Outage) Flag(ctx context.Context, target string) (Flag, error) {
+	now := o.now()
+	ttl := o.CacheFor
+	if ttl == 0 {
+		ttl = time.Second
+	}
+	o.mu.Lock()
+	if c, ok := o.cache[target]; ok && ttl > 0 && now.Sub(c.at) < ttl {
+		o.mu.Unlock()
+		return c.flag, nil
+	}
+	o.mu.Unlock()
+	f, _, err := o.ReadFlag(ctx, target, false)
+	if err != nil {
+		return Flag{}, err
+	}
+	o.mu.Lock()
+	if o.cache == nil {
+		o.cache = map[string]cachedFlag{}
+	}
+	o.cache[target] = cachedFlag{flag: f, at: now}
+	o.mu.Unlock()
+	return f, nil
+}
+
+// ReadFlag reads the flag from the table; exists is false when there is none.
+func (o *Outage) ReadFlag(ctx context.Context, target string, consistent bool) (f Flag, exists bool, err error) {
+	out, err := o.DB.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(o.Table), Key: key(flagPKPrefix+target, flagSK), ConsistentRead: aws.Bool(consistent),
+	})
+	if err != nil {
+		return Flag{}, false, fmt.Errorf("read outage flag: %w", err)
+	}
+	if out.Item == nil {
+		return Flag{Target: target}, false, nil
+	}
+	it := out.Item
+	f = Flag{
+		Target: target, Active: getBool(it, "active"),
+		Master:  Master{Key: getS(it, "master_key"), SysID: getS(it, "master_sys_id")},
+		Message: getS(it, "message"), Reason: getS(it, "reason"), SetBy: getS(it, "set_by"),
+		SetAt: getTime(it, "set_at"), Until: getTime(it, "until"),
+	}
+	if !f.Set(o.now()) {
+		return Flag{Target: target}, true, nil
+	}
+	return f, true, nil
+}
+
+// SetFlag writes a target's flag (the operator CLI).
+func (o *Outage) SetFlag(ctx context.Context, f Flag) error {
+	if f.Target != Jira && f.Target != ServiceNow {
+		return fmt.Errorf("target %q: want jira or servicenow", f.Target)
+	}
+	if strings.TrimSpace(f.Master.Key) == "" {
+		return errors.New("a master ticket is required")
+	}
+	if f.SetAt.IsZero() {
+		f.SetAt = o.now()
+	}
+	item := map[string]types.AttributeValue{
+		store.PK: str(flagPKPrefix + f.Target), store.SK: str(flagSK),
+		"active": boolV(f.Active), "master_key": str(f.Master.Key), "set_at": numI(f.SetAt.UnixMilli()),
+	}
+	for k, v := range map[string]string{"master_sys_id": f.Master.SysID, "message": f.Message, "reason": f.Reason, "set_by": f.SetBy} {
+		if v != "" {
+			item[k] = str(v)
+		}
+	}
+	if !f.Until.IsZero() {
+		item["until"] = numI(f.Until.UnixMilli())
+		item[store.ExpiresAt] = numI(f.Until.Add(24 * time.Hour).Unix())
+	}
+	if _, err := o.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: item}); err != nil {
+		return fmt.Errorf("write outage flag: %w", err)
+	}
+	o.forget(f.Target)
+	return nil
+}
+
+// ClearFlag removes a target's flag; it reports whether there was one.
+func (o *Outage) ClearFlag(ctx context.Context, target string) (bool, error) {
+	out, err := o.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(o.Table), Key: key(flagPKPrefix+target, flagSK), ReturnValues: types.ReturnValueAllOld,
+	})
+	if err != nil {
+		return false, fmt.Errorf("clear outage flag: %w", err)
+	}
+	o.forget(target)
+	return out.Attributes != nil, nil
+}
+
+func (o *Outage) forget(target string) {
+	o.mu.Lock()
+	delete(o.cache, target)
+	o.mu.Unlock()
+}
+
+// Link records that an escalation was linked to a master ticket.
+func (o *Outage) Link(ctx context.Context, target string, m Master, e *Escalation) error {
+	now := o.now()
+	item := map[string]types.AttributeValue{
+		store.PK: str(masterPKPrefix + target + "#" + m.Key), store.SK: str(dueKey(now, e.ID)),
+		"id": str(e.ID), "conversation_id": str(e.ConversationID), "trigger": str(string(e.Trigger)),
+		"occurred_at": numI(e.OccurredAt.UnixMilli()), store.ExpiresAt: numI(now.Add(14 * 24 * time.Hour).Unix()),
+	}
+	if e.QueueName != "" {
+		item["queue"] = str(e.QueueName)
+	}
+	if _, err := o.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: item}); err != nil {
+		return fmt.Errorf("record outage link: %w", err)
+	}
+	return o.register(ctx, target, m, now)
+}
+
+// register makes sure the redrive knows the master has links: at most once a minute per
+// environment and master.
+func (o *Outage) register(ctx context.Context, target string, m Master, now time.Time) error {
+	k := target + "#" + m.Key
+	o.mu.Lock()
+	last, ok := o.registered[k]
+	o.mu.Unlock()
+	if ok && now.Sub(last) < time.Minute {
+		return nil
+	}
+	expr := "SET registered_at = :now, master_key = :key, target = :target"
+	vals := map[string]types.AttributeValue{":now": numI(now.UnixMilli()), ":key": str(m.Key), ":target": str(target)}
+	if m.SysID != "" {
+		expr += ", master_sys_id = if_not_exists(master_sys_id, :sys)"
+		vals[":sys"] = str(m.SysID)
+	}
+	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(o.Table), Key: key(mastersPK, k),
+		UpdateExpression: aws.String(expr), ExpressionAttributeValues: vals,
+	})
+	if err != nil {
+		return fmt.Errorf("register master ticket: %w", err)
+	}
+	o.mu.Lock()
+	if o.registered == nil {
+		o.registered = map[string]time.Time{}
+	}
+	o.registered[k] = now
+	o.mu.Unlock()
+	return nil
+}
+
+// MasterRef is a master ticket with links, as registered.
+type MasterRef struct {
+	Target       string
+	Master       Master
+	RegisteredAt time.Time
+}
+
+// Masters lists the registered master tickets.
+func (o *Outage) Masters(ctx context.Context) ([]MasterRef, error) {
+	out, err := o.DB.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(o.Table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(mastersPK)},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list master tickets: %w", err)
+	}
+	var refs []MasterRef
+	for _, it := range out.Items {
+		refs = append(refs, MasterRef{
+			Target: getS(it, "target"), Master: Master{Key: getS(it, "master_key"), SysID: getS(it, "master_sys_id")},
+			RegisteredAt: getTime(it, "registered_at"),
+		})
+	}
+	return refs, nil
+}
+
+// PendingLinks counts the links of a master not yet noted (for the operator CLI).
+func (o *Outage) PendingLinks(ctx context.Context, ref MasterRef) (int, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(o.Table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(masterPKPrefix + ref.Target + "#" + ref.Master.Key)},
+		Select:                    types.SelectCount,
+	}
+	n := 0
+	for {
+		out, err := o.DB.Query(ctx, in)
+		if err != nil {
+			return 0, fmt.Errorf("count outage links: %w", err)
+		}
+		n += int(out.Count)
+		if len(out.LastEvaluatedKey) == 0 {
+			return n, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// link is one pending link.
+type link struct {
+	sk, id, conversation, trigger, queue string
+	occurred                             time.Time
+}
+
+// FlushResult says what one flush did.
+type FlushResult struct {
+	Linked  int  // calls listed in the note written
+	Pending bool // more links wait for the next minute
+	Skipped bool // this minute's note was already written (or attempted)
+	Note    bool // a note was sent
+}
+
+// Flush writes at most one note on a master ticket for this minute, listing up to maxLinks
+// pending links, and removes them. A failed note leaves them pending for the next minute.
+func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, maxLinks int) (FlushResult, error) {
+	now := o.now()
+	pk := masterPKPrefix + ref.Target + "#" + ref.Master.Key
+	links, more, err := o.pending(ctx, pk, maxLinks)
+	if err != nil {
+		return FlushResult{}, err
+	}
+	if len(links) == 0 {
+		return FlushResult{}, o.retire(ctx, ref, now)
+	}
+	won, err := o.takeMinute(ctx, ref, now)
+	if err != nil || !won {
+		return FlushResult{Skipped: !won, Pending: true}, err
+	}
+	master := ref.Master
+	if ref.Target == ServiceNow && master.SysID == "" {
+		// The flag was set without the incident's sys_id: finding it is this minute's call;
+		// the note follows next minute.
+		err := g.Do(ctx, func(ctx context.Context) error {
+			m, err := t.ResolveMaster(ctx, master)
+			master = m
+			return err
+		})
+		if err != nil {
+			return FlushResult{Pending: true}, fmt.Errorf("find master incident %s: %w", master.Key, err)
+		}
+		_, err = o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(o.Table), Key: key(mastersPK, ref.Target+"#"+ref.Master.Key),
+			UpdateExpression: aws.String("SET master_sys_id = :sys"), ExpressionAttributeValues: map[string]types.AttributeValue{":sys": str(master.SysID)},
+		})
+		return FlushResult{Pending: true}, err
+	}
+	text, listed := noteText(links, more, t.NoteLimit())
+	if err := g.Do(ctx, func(ctx context.Context) error { return t.Note(ctx, master, text) }); err != nil {
+		observe.MetricsFrom(ctx).Count("OutageNoteFailed", 1, observe.D("Target", ref.Target))
+		return FlushResult{Pending: true}, fmt.Errorf("note on master %s: %w", master.Key, err)
+	}
+	observe.MetricsFrom(ctx).Count("OutageNoteWritten", 1, observe.D("Target", ref.Target))
+	observe.MetricsFrom(ctx).Count("OutageCallsNoted", float64(listed), observe.D("Target", ref.Target))
+	if err := o.remove(ctx, pk, links[:listed]); err != nil {
+		// The note is written; the links would be listed again next minute. Say so.
+		slog.ErrorContext(ctx, "outage links noted but not removed; they will be listed again", "master", master.Key, "error", err)
+		return FlushResult{Linked: listed, Note: true, Pending: true}, err
+	}
+	return FlushResult{Linked: listed, Note: true, Pending: more || listed < len(links)}, nil
+}
+
+func (o *Outage) pending(ctx context.Context, pk string, limit int) ([]link, bool, error) {
+	out, err := o.DB.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(o.Table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+		ConsistentRead:            aws.Bool(true),
+		Limit:                     aws.Int32(int32(limit + 1)),
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("read outage links: %w", err)
+	}
+	var links []link
+	for _, it := range out.Items {
+		links = append(links, link{
+			sk: getS(it, store.SK), id: getS(it, "id"), conversation: getS(it, "conversation_id"),
+			trigger: getS(it, "trigger"), queue: getS(it, "queue"), occurred: getTime(it, "occurred_at"),
+		})
+	}
+	more := len(links) > limit
+	if more {
+		links = links[:limit]
+	}
+	return links, more, nil
+}
+
+// takeMinute wins this minute's note for a master, or reports that another writer did.
+func (o *Outage) takeMinute(ctx context.Context, ref MasterRef, now time.Time) (bool, error) {
+	minute := now.Unix() / 60
+	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(o.Table),
+		Key:                 key(mastersPK, ref.Target+"#"+ref.Master.Key),
+		UpdateExpression:    aws.String("SET note_minute = :m, note_at = :now, master_key = :key, target = :target"),
+		ConditionExpression: aws.String("attribute_not_exists(note_minute) OR note_minute < :m"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":m": numI(minute), ":now": numI(now.UnixMilli()), ":key": str(ref.Master.Key), ":target": str(ref.Target),
+		},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("take the master's note minute: %w", err)
+	}
+	return true, nil
+}
+
+// retire forgets a master with no pending links that no flag names any more and that nobody
+// has linked to for five minutes (environments re-register at most once a minute).
+func (o *Outage) retire(ctx context.Context, ref MasterRef, now time.Time) error {
+	f, _, err := o.ReadFlag(ctx, ref.Target, true)
+	if err != nil || f.Master.Key == ref.Master.Key {
+		return err
+	}
+	_, err = o.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 aws.String(o.Table),
+		Key:                       key(mastersPK, ref.Target+"#"+ref.Master.Key),
+		ConditionExpression:       aws.String("registered_at < :cut"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":cut": numI(now.Add(-5 * time.Minute).UnixMilli())},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil
+	}
+	return err
+}
+
+func (o *Outage) remove(ctx context.Context, pk string, links []link) error {
+	for start := 0; start < len(links); start += 25 {
+		var reqs []types.WriteRequest
+		for _, l := range links[start:min(start+25, len(links))] {
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, l.sk)}})
+		}
+		in := map[string][]types.WriteRequest{o.Table: reqs}
+		for try := 0; len(in[o.Table]) > 0; try++ {
+			if try == 5 {
+				return errors.New("DynamoDB left deletes unprocessed")
+			}
+			out, err := o.DB.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: in})
+			if err != nil {
+				return fmt.Errorf("remove outage links: %w", err)
+			}
+			in = out.UnprocessedItems
+		}
+	}
+	return nil
+}
+
+// noteText lists the links, as many as fit in limit characters; listed is how many.
+func noteText(links []link, more bool, limit int) (string, int) {
+	var b strings.Builder
+	const headRoom = 200 // the heading and the closing line
+	listed := 0
+	for _, l := range links {
+		line := fmt.Sprintf("- %s  conversation %s  (%s", l.occurred.UTC().Format(time.RFC3339), l.conversation, Trigger(l.trigger).Label())
+		if l.queue != "" {
+			line += ", queue " + l.queue
+		}
+		line += ", escalation " + l.id + ")\n"
+		if listed > 0 && b.Len()+len(line)+headRoom > limit {
+			break
+		}
+		b.WriteString(line)
+		listed++
+	}
+	text := fmt.Sprintf("cxbridge: %d call(s) linked to this master ticket (times in UTC):\n%s", listed, b.String())
+	if more || listed < len(links) {
+		text += "More calls were linked; they follow in the next note.\n"
+	}
+	return text, listed
+}

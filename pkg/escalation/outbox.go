@@ -1,0 +1,379 @@
+package escalation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cxbridge/cxbridge/pkg/store"
+)
+
+// StateDB is the part of *dynamodb.Client the outbox and outage mode use.
+type StateDB interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+}
+
+// Outbox keys in the state table (see pkg/store):
+//
+//	OUTBOX          <due ms, 13 digits>#<id>   a queued escalation, read in due order
+//	OUTBOX#ID       <id>                       points at the escalation's queued item, so one
+//	                                           escalation is never queued twice
+//	OUTBOX#FAILED   <failed ms>#<id>           escalations a person must look at
+const (
+	outboxPK  = "OUTBOX"
+	pointerPK = "OUTBOX#ID"
+	failedPK  = "OUTBOX#FAILED"
+)
+
+// Item states.
+const (
+	ItemQueued = "QUEUED"
+	ItemFailed = "FAILED"
+)
+
+// Item is an escalation in the outbox.
+type Item struct {
+	Escalation Escalation
+	State      string
+	Due        time.Time // when the redrive may try it (QUEUED)
+	CreatedAt  time.Time // when it was accepted
+	Attempts   int       // delivery attempts so far
+	LastError  string
+	Reason     string
+	// Since, when set, is when an attempt may have created the ticket without recording it:
+	// delivery looks for it before creating.
+	Since    time.Time
+	FailedAt time.Time
+
+	sk string
+}
+
+// SortKey is the item's sort key (for the operator CLI).
+func (it Item) SortKey() string { return it.sk }
+
+// Outbox stores queued and failed escalations in the state table.
+type Outbox struct {
+	DB    StateDB
+	Table string
+	Now   func() time.Time
+	// Keep is how long an item outlives its maximum age before DynamoDB's TTL removes it.
+	Keep time.Duration
+}
+
+// ErrAlreadyQueued: the escalation already has an item in the outbox.
+var ErrAlreadyQueued = errors.New("escalation already queued")
+
+func (o *Outbox) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+func dueKey(t time.Time, id string) string {
+	return fmt.Sprintf("%013d#%s", max(t.UnixMilli(), 0), id)
+}
+
+// Enqueue adds an escalation. An escalation that is already queued is not queued twice
+// (ErrAlreadyQueued).
+func (o *Outbox) Enqueue(ctx context.Context, it Item, maxAge time.Duration) error {
+	it.State = ItemQueued
+	it.sk = dueKey(it.Due, it.Escalation.ID)
+	item, err := o.encode(outboxPK, it, it.CreatedAt.Add(maxAge+o.keep()))
+	if err != nil {
+		return err
+	}
+	_, err = o.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(o.Table), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Put: &types.Put{TableName: aws.String(o.Table), Item: o.pointer(it, it.CreatedAt.Add(maxAge+o.keep())), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+	}})
+	if cancelled(err, 1) {
+		return ErrAlreadyQueued
+	}
+	if err != nil {
+		return fmt.Errorf("queue escalation: %w", err)
+	}
+	return nil
+}
+
+func (o *Outbox) keep() time.Duration {
+	if o.Keep > 0 {
+		return o.Keep
+	}
+	return 7 * 24 * time.Hour
+}
+
+func (o *Outbox) pointer(it Item, expires time.Time) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		store.PK: str(pointerPK), store.SK: str(it.Escalation.ID), "slot": str(it.sk),
+		store.ExpiresAt: numI(expires.Unix()),
+	}
+}
+
+// Queued reports whether an escalation has an item waiting in the outbox.
+func (o *Outbox) Queued(ctx context.Context, id string) (bool, error) {
+	out, err := o.DB.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(o.Table),
+		Key:            key(pointerPK, id),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return false, fmt.Errorf("read outbox: %w", err)
+	}
+	return out.Item != nil, nil
+}
+
+// Due returns up to limit queued items due at now, oldest due first.
+func (o *Outbox) Due(ctx context.Context, now time.Time, limit int) ([]Item, error) {
+	return o.query(ctx, outboxPK, aws.String(dueKey(now, "~")), limit)
+}
+
+// Failed returns up to limit failed items, oldest first.
+func (o *Outbox) Failed(ctx context.Context, limit int) ([]Item, error) {
+	return o.query(ctx, failedPK, nil, limit)
+}
+
+// Pending returns up to limit queued items, due or not.
+func (o *Outbox) Pending(ctx context.Context, limit int) ([]Item, error) {
+	return o.query(ctx, outboxPK, nil, limit)
+}
+
+func (o *Outbox) query(ctx context.Context, pk string, upTo *string, limit int) ([]Item, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 aws.String(o.Table),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	if upTo != nil {
+		in.KeyConditionExpression = aws.String("pk = :pk AND sk <= :upto")
+		in.ExpressionAttributeValues[":upto"] = str(*upTo)
+	}
+	var items []Item
+	for {
+		in.Limit = aws.Int32(int32(min(limit-len(items), 100)))
+		out, err := o.DB.Query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("read outbox: %w", err)
+		}
+		for _, raw := range out.Items {
+			it, err := decodeItem(raw)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, it)
+		}
+		if len(out.LastEvaluatedKey) == 0 || len(items) >= limit {
+			return items, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// Lease takes an item for d, so that overlapping redrive runs do not both deliver it. false
+// means another run holds it (or it is gone).
+func (o *Outbox) Lease(ctx context.Context, it Item, d time.Duration) (bool, error) {
+	now := o.now()
+	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(o.Table),
+		Key:                 key(outboxPK, it.sk),
+		UpdateExpression:    aws.String("SET lease_until = :until"),
+		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":until": numI(now.Add(d).UnixMilli()), ":now": numI(now.UnixMilli()),
+		},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("lease outbox item: %w", err)
+	}
+	return true, nil
+}
+
+// Delivered removes a delivered item.
+func (o *Outbox) Delivered(ctx context.Context, it Item) error {
+	_, err := o.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Delete: &types.Delete{TableName: aws.String(o.Table), Key: key(outboxPK, it.sk)}},
+		{Delete: &types.Delete{TableName: aws.String(o.Table), Key: key(pointerPK, it.Escalation.ID)}},
+	}})
+	if err != nil {
+		return fmt.Errorf("remove delivered outbox item: %w", err)
+	}
+	return nil
+}
+
+// Reschedule moves an item to a new due time with its updated attempt record.
+func (o *Outbox) Reschedule(ctx context.Context, it Item, maxAge time.Duration) error {
+	old := it.sk
+	it.sk = dueKey(it.Due, it.Escalation.ID)
+	if it.sk == old {
+		it.sk = dueKey(it.Due.Add(time.Millisecond), it.Escalation.ID)
+	}
+	item, err := o.encode(outboxPK, it, it.CreatedAt.Add(maxAge+o.keep()))
+	if err != nil {
+		return err
+	}
+	_, err = o.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Delete: &types.Delete{TableName: aws.String(o.Table), Key: key(outboxPK, old), ConditionExpression: aws.String("attribute_exists(pk)")}},
+		{Put: &types.Put{TableName: aws.String(o.Table), Item: item}},
+		{Put: &types.Put{TableName: aws.String(o.Table), Item: o.pointer(it, it.CreatedAt.Add(maxAge+o.keep()))}},
+	}})
+	if err != nil {
+		return fmt.Errorf("reschedule outbox item: %w", err)
+	}
+	return nil
+}
+
+// Fail moves an item (or, when it was never queued, records an escalation) to the failed
+// list, where it stays for 30 days for a person to look at and retry.
+func (o *Outbox) Fail(ctx context.Context, it Item) error {
+	it.State = ItemFailed
+	if it.FailedAt.IsZero() {
+		it.FailedAt = o.now()
+	}
+	old := it.sk
+	it.sk = dueKey(it.FailedAt, it.Escalation.ID)
+	item, err := o.encode(failedPK, it, it.FailedAt.Add(30*24*time.Hour))
+	if err != nil {
+		return err
+	}
+	ops := []types.TransactWriteItem{{Put: &types.Put{TableName: aws.String(o.Table), Item: item}}}
+	if old != "" {
+		ops = append(ops,
+			types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(o.Table), Key: key(outboxPK, old)}},
+			types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(o.Table), Key: key(pointerPK, it.Escalation.ID)}})
+	}
+	if _, err := o.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: ops}); err != nil {
+		return fmt.Errorf("record failed escalation: %w", err)
+	}
+	return nil
+}
+
+// Retry moves a failed item back into the outbox, due now, with a fresh age.
+func (o *Outbox) Retry(ctx context.Context, it Item, maxAge time.Duration) error {
+	if it.State != ItemFailed || it.sk == "" {
+		return fmt.Errorf("escalation %s is not a failed item", it.Escalation.ID)
+	}
+	failedSK := it.sk
+	now := o.now()
+	it.State, it.Due, it.CreatedAt, it.Attempts, it.Reason, it.FailedAt = ItemQueued, now, now, 0, "", time.Time{}
+	it.sk = dueKey(now, it.Escalation.ID)
+	item, err := o.encode(outboxPK, it, now.Add(maxAge+o.keep()))
+	if err != nil {
+		return err
+	}
+	_, err = o.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Delete: &types.Delete{TableName: aws.String(o.Table), Key: key(failedPK, failedSK), ConditionExpression: aws.String("attribute_exists(pk)")}},
+		{Put: &types.Put{TableName: aws.String(o.Table), Item: item}},
+		{Put: &types.Put{TableName: aws.String(o.Table), Item: o.pointer(it, now.Add(maxAge+o.keep())), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+	}})
+	if cancelled(err, 2) {
+		return ErrAlreadyQueued
+	}
+	if err != nil {
+		return fmt.Errorf("retry failed escalation: %w", err)
+	}
+	return nil
+}
+
+func (o *Outbox) encode(pk string, it Item, expires time.Time) (map[string]types.AttributeValue, error) {
+	esc, err := json.Marshal(it.Escalation)
+	if err != nil {
+		return nil, fmt.Errorf("encode escalation: %w", err)
+	}
+	item := map[string]types.AttributeValue{
+		store.PK: str(pk), store.SK: str(it.sk),
+		"id": str(it.Escalation.ID), "target": str(it.Escalation.Target), "state": str(it.State),
+		"escalation": str(string(esc)), "created_at": numI(it.CreatedAt.UnixMilli()),
+		"due": numI(it.Due.UnixMilli()), "attempts": numI(int64(it.Attempts)),
+		store.ExpiresAt: numI(expires.Unix()),
+	}
+	if it.LastError != "" {
+		item["last_error"] = str(it.LastError)
+	}
+	if it.Reason != "" {
+		item["reason"] = str(it.Reason)
+	}
+	if !it.Since.IsZero() {
+		item["since"] = numI(it.Since.UnixMilli())
+	}
+	if !it.FailedAt.IsZero() {
+		item["failed_at"] = numI(it.FailedAt.UnixMilli())
+	}
+	return item, nil
+}
+
+func decodeItem(raw map[string]types.AttributeValue) (Item, error) {
+	it := Item{
+		sk: getS(raw, store.SK), State: getS(raw, "state"), LastError: getS(raw, "last_error"), Reason: getS(raw, "reason"),
+		CreatedAt: getTime(raw, "created_at"), Due: getTime(raw, "due"), Since: getTime(raw, "since"), FailedAt: getTime(raw, "failed_at"),
+		Attempts: int(getN(raw, "attempts")),
+	}
+	if err := json.Unmarshal([]byte(getS(raw, "escalation")), &it.Escalation); err != nil {
+		return Item{}, fmt.Errorf("outbox item %s: %w", it.sk, err)
+	}
+	return it, nil
+}
+
+// cancelled reports a cancelled transaction whose item at index failed its condition.
+func cancelled(err error, index int) bool {
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) || index >= len(tce.CancellationReasons) {
+		return false
+	}
+	return aws.ToString(tce.CancellationReasons[index].Code) == "ConditionalCheckFailed"
+}
+
+func key(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{store.PK: str(pk), store.SK: str(sk)}
+}
+
+func getS(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func getN(item map[string]types.AttributeValue, name string) int64 {
+	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(strings.TrimSpace(v.Value), 10, 64)
+		return n
+	}
+	return 0
+}
+
+func getBool(item map[string]types.AttributeValue, name string) bool {
+	v, ok := item[name].(*types.AttributeValueMemberBOOL)
+	return ok && v.Value
+}
+
+func getTime(item map[string]types.AttributeValue, name string) time.Time {
+	if ms := getN(item, name); ms != 0 {
+		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+func numI(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+func boolV(b bool) types.AttributeValue { return &types.AttributeValueMemberBOOL{Value: b} }

@@ -1,0 +1,460 @@
+package escalation
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/apigw"
+	"github.com/cxbridge/cxbridge/pkg/breaker"
+	"github.com/cxbridge/cxbridge/pkg/connectors"
+	"github.com/cxbridge/cxbridge/pkg/idempotency"
+	"github.com/cxbridge/cxbridge/pkg/mask"
+	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/retry"
+)
+
+// Target is a ticketing system escalations are delivered to.
+type Target interface {
+	Name() string
+	// Deliver creates the escalation's ticket, or updates the one it belongs to. since, when
+	// not zero, is the latest moment an earlier attempt may have created it without recording
+	// it: the target then looks for it before creating. A *DeferError means "do not try again
+	// before Until".
+	Deliver(ctx context.Context, e *Escalation, since time.Time) (Ticket, error)
+	// Note adds an internal note to a master ticket.
+	Note(ctx context.Context, m Master, text string) error
+	// ResolveMaster checks a master ticket and completes what the target needs of it.
+	ResolveMaster(ctx context.Context, m Master) (Master, error)
+	MasterURL(m Master) string
+	NoteLimit() int
+}
+
+// Guard runs a call through a target's circuit breaker (*breaker.Breaker).
+type Guard interface {
+	Do(ctx context.Context, fn func(context.Context) error) error
+}
+
+// LinkBack writes participant attributes in Genesys (*genesys.Client).
+type LinkBack interface {
+	SetParticipantAttributes(ctx context.Context, conversationID, participantID string, attrs map[string]string) error
+}
+
+// DeferError asks not to deliver an escalation before Until, because an earlier attempt (at
+// Since) may have created its ticket and the target cannot tell yet.
+type DeferError struct {
+	Until  time.Time
+	Since  time.Time
+	Reason string
+	Err    error
+}
+
+func (e *DeferError) Error() string {
+	s := "deferred until " + e.Until.UTC().Format(time.RFC3339) + ": " + e.Reason
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *DeferError) Unwrap() error { return e.Err }
+
+// Retryable is false: the point of deferring is not to try again now (retry.Retryable).
+func (e *DeferError) Retryable() bool { return false }
+
+// RetryAfter is the wait until Until.
+func (e *DeferError) RetryAfter() (time.Duration, bool) { return time.Until(e.Until), true }
+
+// IdempotencyPrefix starts every idempotency record id of create-escalation. It is a constant,
+// not derived from code names, so refactoring cannot orphan records.
+const IdempotencyPrefix = "create-escalation"
+
+// deliveryRetry: three attempts, short backoff; Retry-After is honoured when the budget has
+// room for it (pkg/retry), and what does not fit is queued rather than waited for.
+var deliveryRetry = retry.Policy{Attempts: 3, Base: 200 * time.Millisecond, Max: 2 * time.Second, MinAttempt: 300 * time.Millisecond}
+
+// Service handles escalations (create-escalation) and redrives them (escalation-redrive).
+type Service struct {
+	Config  Config
+	Targets map[string]Target
+	Guards  map[string]Guard
+	Idem    *idempotency.Store
+	Outbox  *Outbox
+	Outage  *Outage
+	Genesys LinkBack // nil: no link-back
+	Masker  *mask.Masker
+	Now     func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Handle decodes, validates and answers one data action request.
+func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
+	var in Input
+	if err := apigw.DecodeJSON(req.Body, &in, true); err != nil {
+		observe.MetricsFrom(ctx).Count("EscalationRejected", 1)
+		return err.Response()
+	}
+	res, bad := s.Escalate(ctx, in)
+	if bad != nil {
+		observe.MetricsFrom(ctx).Count("EscalationRejected", 1)
+		return bad.Response()
+	}
+	return apigw.OK(res)
+}
+
+// Prepare validates and masks an input, as Escalate does first: the escalation (with its id)
+// and the payload hash its idempotency record is validated with.
+func (s *Service) Prepare(in Input) (*Escalation, string, *apigw.Error) {
+	e, validation, bad := s.parse(in, s.now())
+	if bad != nil {
+		return nil, "", bad
+	}
+	e.mask(s.Masker)
+	return e, validation, nil
+}
+
+// errConflict: the idempotency key was used with another payload.
+var errConflict = errors.New("idempotency key reused")
+
+// Escalate handles one escalation. The error is a 4xx for the caller: invalid input, or an
+// idempotencyKey reused with a different payload. Every other outcome is a Result.
+func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error) {
+	start := time.Now()
+	e, validation, bad := s.parse(in, s.now())
+	if bad != nil {
+		return Result{}, bad
+	}
+	observe.SetCorrelationID(ctx, e.ConversationID)
+	ctx = observe.WithFields(ctx, slog.String("escalation_id", e.ID))
+	m := observe.MetricsFrom(ctx)
+
+	if e.Trigger == HoldTime && time.Duration(e.HoldSeconds)*time.Second < s.Config.HoldThreshold {
+		res := Result{Status: StatusSkipped, Target: e.Target, Reason: ReasonBelowThreshold, EscalationID: e.ID,
+			Message: fmt.Sprintf("Hold time %d s is below the %d s threshold; nothing was escalated.", e.HoldSeconds, int(s.Config.HoldThreshold/time.Second))}
+		m.Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", e.Target))
+		slog.InfoContext(ctx, "escalation skipped: hold time below threshold", "hold_seconds", e.HoldSeconds, "threshold_seconds", int(s.Config.HoldThreshold/time.Second))
+		return res, nil
+	}
+	e.mask(s.Masker)
+	if e.Masked > 0 {
+		m.Count("EscalationMasked", float64(e.Masked))
+	}
+
+	res, err := s.escalate(ctx, e, validation)
+	if errors.Is(err, errConflict) {
+		m.Count("EscalationKeyConflict", 1)
+		slog.WarnContext(ctx, "idempotencyKey reused with a different payload; refused")
+		return Result{}, &apigw.Error{Status: http.StatusConflict, Code: "idempotency_key_reused", Field: "idempotencyKey",
+			Message: "idempotencyKey was already used for a different escalation; send a new key for a new escalation, or the identical payload to get the first answer"}
+	}
+	m.Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", res.Target))
+	m.Millis("EscalationLatency", time.Since(start), observe.D("Target", res.Target))
+	slog.InfoContext(ctx, "escalation answered", "status", res.Status, "target", res.Target, "ticket_key", res.TicketKey,
+		"attempts", res.Attempts, "masked_count", res.Masked, "reason", res.Reason, "catastrophe_mode", res.CatastropheMode,
+		"latency_ms", time.Since(start).Milliseconds())
+	return res, nil
+}
+
+func (s *Service) escalate(ctx context.Context, e *Escalation, validation string) (Result, error) {
+	claim, replay, err := s.Idem.Begin(ctx, IdempotencyPrefix+"#"+e.ID, validation)
+	switch {
+	case errors.Is(err, idempotency.ErrMismatch):
+		return Result{}, errConflict
+	case errors.Is(err, idempotency.ErrInProgress):
+		return Result{Status: StatusDuplicate, Target: e.Target, Masked: e.Masked, EscalationID: e.ID,
+			Message: "An identical escalation is still being delivered; its ticket will be linked to the conversation."}, nil
+	case err != nil:
+		// Without the idempotency table, duplicates cannot be ruled out; a caller on the phone
+		// still gets a ticket. ServiceNow's correlation lookup still prevents doubles there.
+		observe.MetricsFrom(ctx).Count("IdempotencyUnavailable", 1)
+		slog.WarnContext(ctx, "idempotency store unavailable; delivering without duplicate protection", "error", err)
+	case replay != nil:
+		var res Result
+		if json.Unmarshal(replay.Data, &res) == nil {
+			observe.MetricsFrom(ctx).Count("EscalationReplayed", 1)
+			return res, nil
+		}
+		slog.WarnContext(ctx, "stored answer unreadable; delivering again")
+	}
+	res := s.run(ctx, e, claim)
+	s.finish(ctx, e, claim, res)
+	return res, nil
+}
+
+// run delivers the escalation (or links, queues or fails it) and returns the answer.
+func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Claim) Result {
+	target := s.Targets[e.Target]
+	if target == nil {
+		return s.fail(ctx, e, ReasonConfiguration, 0, fmt.Errorf("no escalation target is configured (JIRA_BASE_URL and SERVICENOW_BASE_URL are empty)"))
+	}
+	var since time.Time
+	if claim != nil && claim.Recovered {
+		// An earlier run died holding this key; it may have created the ticket, or queued
+		// the escalation, before it died.
+		since = claim.PreviousDeadline
+		if since.IsZero() || since.After(s.now()) {
+			since = s.now()
+		}
+		observe.MetricsFrom(ctx).Count("EscalationRecovery", 1, observe.D("Target", e.Target))
+		slog.WarnContext(ctx, "recovering an escalation whose earlier run did not finish", "previous_claim_at", claim.PreviousClaimAt, "previous_deadline", claim.PreviousDeadline)
+		if queued, err := s.Outbox.Queued(ctx, e.ID); err == nil && queued {
+			return s.result(e, StatusQueued, ReasonUnavailable, 0, "The escalation is queued and will be delivered when the target is available.")
+		}
+	}
+	flag, err := s.Outage.Flag(ctx, e.Target)
+	if err != nil {
+		slog.WarnContext(ctx, "outage flag unreadable; delivering normally", "error", err)
+	}
+	if flag.Active && flag.Master.Key != "" {
+		return s.link(ctx, e, flag)
+	}
+
+	var tk Ticket
+	attempts := 0
+	budget, cancel := context.WithTimeout(ctx, s.Config.Budget)
+	defer cancel()
+	err = s.guard(e.Target).Do(budget, func(ctx context.Context) error {
+		_, err := retry.Do(ctx, deliveryRetry, func(ctx context.Context, attempt int) error {
+			attempts = attempt
+			t, err := target.Deliver(ctx, e, since)
+			if err == nil {
+				tk = t
+			}
+			return err
+		})
+		return err
+	})
+	if err == nil {
+		return s.delivered(ctx, e, tk, attempts)
+	}
+	var open *breaker.OpenError
+	var deferred *DeferError
+	switch {
+	case errors.As(err, &open):
+		if flag.Master.Key != "" {
+			return s.link(ctx, e, flag) // a standby master takes over while the breaker is open
+		}
+		due := open.Until
+		if due.IsZero() || due.Before(s.now()) {
+			due = s.now().Add(time.Minute)
+		}
+		return s.queue(ctx, e, due, since, ReasonBreakerOpen, 0, err)
+	case errors.As(err, &deferred):
+		return s.queue(ctx, e, deferred.Until, deferred.Since, ReasonVerifying, attempts, err)
+	}
+	if reason, permanent := failureReason(err); permanent {
+		return s.fail(ctx, e, reason, attempts, err)
+	}
+	due := s.now().Add(time.Minute) // the next redrive run, unless the target asked for longer
+	if d, ok := retryAfter(err); ok && s.now().Add(d).After(due) {
+		due = s.now().Add(d)
+	}
+	reason := ReasonUnavailable
+	if connectors.KindOf(err) == connectors.KindRateLimited {
+		reason = ReasonRateLimited
+	}
+	return s.queue(ctx, e, due, since, reason, attempts, err)
+}
+
+func (s *Service) guard(target string) Guard {
+	if g := s.Guards[target]; g != nil {
+		return g
+	}
+	return noGuard{}
+}
+
+type noGuard struct{}
+
+func (noGuard) Do(ctx context.Context, fn func(context.Context) error) error { return fn(ctx) }
+
+// failureReason says whether err needs a person (permanent) and why.
+func failureReason(err error) (string, bool) {
+	switch connectors.KindOf(err) {
+	case connectors.KindForbidden:
+		return ReasonPermissionDenied, true
+	case connectors.KindUnauthorized:
+		return ReasonUnauthorized, true
+	case connectors.KindRejected, connectors.KindNotFound, connectors.KindConflict:
+		return ReasonRejected, true
+	case connectors.KindConfig:
+		return ReasonConfiguration, true
+	}
+	return "", false
+}
+
+func retryAfter(err error) (time.Duration, bool) {
+	var r retry.Retryable
+	if errors.As(err, &r) {
+		return r.RetryAfter()
+	}
+	return 0, false
+}
+
+func (s *Service) result(e *Escalation, status, reason string, attempts int, msg string) Result {
+	return Result{Status: status, Target: e.Target, Attempts: attempts, Masked: e.Masked, Message: msg, Reason: reason, EscalationID: e.ID}
+}
+
+func (s *Service) delivered(ctx context.Context, e *Escalation, tk Ticket, attempts int) Result {
+	res := s.result(e, StatusCreated, "", attempts, "")
+	res.TicketKey, res.TicketURL = tk.Key, tk.URL
+	switch {
+	case tk.Updated:
+		res.Status = StatusUpdated
+		res.Message = fmt.Sprintf("Added a note to %s, the ticket already open for this call.", tk.Key)
+	case tk.Recovered:
+		res.Message = fmt.Sprintf("%s was created by an earlier attempt that could not report it.", tk.Key)
+		observe.MetricsFrom(ctx).Count("EscalationRecovered", 1, observe.D("Target", e.Target))
+	default:
+		res.Message = fmt.Sprintf("Created %s.", tk.Key)
+	}
+	if tk.Note != "" {
+		res.Message += " Note: " + tk.Note
+	}
+	return res
+}
+
+// link answers at once with the master ticket and records the link for the batched note.
+func (s *Service) link(ctx context.Context, e *Escalation, f Flag) Result {
+	if err := s.Outage.Link(ctx, e.Target, f.Master, e); err != nil {
+		slog.ErrorContext(ctx, "outage link could not be recorded; queuing the escalation instead", "error", err)
+		return s.queue(ctx, e, s.now().Add(time.Minute), time.Time{}, ReasonBreakerOpen, 0, err)
+	}
+	observe.MetricsFrom(ctx).Count("OutageLinked", 1, observe.D("Target", e.Target))
+	msg := f.Message
+	if msg == "" {
+		msg = s.Config.OutageMessage
+	}
+	res := s.result(e, StatusLinked, "", 0, msg)
+	res.TicketKey, res.TicketURL, res.CatastropheMode = f.Master.Key, s.Targets[e.Target].MasterURL(f.Master), true
+	return res
+}
+
+// queue stores the escalation for escalation-redrive. If even that fails, the answer is
+// "failed", and the escalation is in the error log line and the EscalationFailed alarm.
+func (s *Service) queue(ctx context.Context, e *Escalation, due, since time.Time, reason string, attempts int, cause error) Result {
+	// Item.Attempts counts the redrive's attempts, which the backoff grows with.
+	it := Item{Escalation: *e, Due: due, CreatedAt: s.now(), Reason: reason, Since: since, LastError: errText(cause)}
+	err := s.Outbox.Enqueue(ctx, it, s.Config.MaxAge)
+	if err != nil && !errors.Is(err, ErrAlreadyQueued) {
+		observe.MetricsFrom(ctx).Count("EscalationFailed", 1)
+		slog.ErrorContext(ctx, "escalation could not be delivered nor queued: it needs a person", "reason", ReasonOutboxUnavailable,
+			"escalation", e, "delivery_error", errText(cause), "error", err)
+		return s.result(e, StatusFailed, ReasonOutboxUnavailable, attempts,
+			"The ticket could not be created and the escalation could not be queued; the operations team has been alerted.")
+	}
+	observe.MetricsFrom(ctx).Count("EscalationQueued", 1, observe.D("Target", e.Target), observe.D("Reason", reason))
+	slog.WarnContext(ctx, "escalation queued for escalation-redrive", "reason", reason, "due", due.UTC(), "error", errText(cause))
+	msg := fmt.Sprintf("%s is not available right now (%s); the escalation is queued and will be delivered automatically.", targetName(e.Target), reason)
+	if reason == ReasonVerifying {
+		msg = fmt.Sprintf("%s did not confirm the ticket in time; the escalation is queued, and will be checked and delivered automatically.", targetName(e.Target))
+	}
+	return s.result(e, StatusQueued, reason, attempts, msg)
+}
+
+// fail records an escalation a person must act on and raises the EscalationFailed alarm.
+func (s *Service) fail(ctx context.Context, e *Escalation, reason string, attempts int, cause error) Result {
+	observe.MetricsFrom(ctx).Count("EscalationFailed", 1)
+	observe.MetricsFrom(ctx).Count("EscalationFailedByReason", 1, observe.D("Target", e.Target), observe.D("Reason", reason))
+	it := Item{Escalation: *e, CreatedAt: s.now(), Attempts: attempts, Reason: reason, LastError: errText(cause)}
+	if err := s.Outbox.Fail(ctx, it); err != nil {
+		slog.ErrorContext(ctx, "failed escalation could not be recorded", "escalation", e, "error", err)
+	}
+	slog.ErrorContext(ctx, "escalation failed: a person must act", "reason", reason, "error", errText(cause))
+	var msg string
+	switch reason {
+	case ReasonPermissionDenied:
+		msg = fmt.Sprintf("%s refused permission (HTTP 403): the integration account lacks a permission on the target project. The operations team has been alerted.", targetName(e.Target))
+	case ReasonUnauthorized:
+		msg = fmt.Sprintf("%s rejected the integration's credentials (HTTP 401). The operations team has been alerted.", targetName(e.Target))
+	case ReasonConfiguration:
+		msg = fmt.Sprintf("The connection to %s is not configured correctly. The operations team has been alerted.", targetName(e.Target))
+	default:
+		msg = fmt.Sprintf("%s refused the ticket (%s). The operations team has been alerted.", targetName(e.Target), connectorMessage(cause))
+	}
+	return s.result(e, StatusFailed, reason, attempts, msg)
+}
+
+// finish records the answer (or frees the key for a retry) while the ticket is linked back to
+// the Genesys participant; both must end before the caller is answered, neither waits for
+// the other.
+func (s *Service) finish(ctx context.Context, e *Escalation, claim *idempotency.Claim, res Result) {
+	var wg sync.WaitGroup
+	if res.TicketKey != "" && (res.Status == StatusCreated || res.Status == StatusUpdated || res.Status == StatusLinked) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.linkBack(ctx, e, res)
+		}()
+	}
+	if claim != nil {
+		var err error
+		switch res.Status {
+		case StatusFailed:
+			err = claim.Release(ctx) // a retry after the fix runs again
+		default:
+			data, _ := json.Marshal(res)
+			err = claim.Complete(ctx, data)
+		}
+		if err != nil {
+			slog.WarnContext(ctx, "escalation answer not recorded for replays", "error", err)
+		}
+	}
+	wg.Wait()
+}
+
+// linkBack writes the ticket to the Genesys participant's attributes. A failure is logged and
+// counted; it never changes the answer.
+func (s *Service) linkBack(ctx context.Context, e *Escalation, res Result) {
+	if s.Genesys == nil || e.ParticipantID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.Config.LinkBackTimeout)
+	defer cancel()
+	p := s.Config.LinkBackPrefix
+	attrs := map[string]string{
+		p + "TicketKey": res.TicketKey, p + "TicketUrl": res.TicketURL, p + "Target": res.Target,
+		p + "Status": res.Status, p + "Id": res.EscalationID,
+	}
+	if err := s.Genesys.SetParticipantAttributes(ctx, e.ConversationID, e.ParticipantID, attrs); err != nil {
+		observe.MetricsFrom(ctx).Count("LinkBackFailed", 1)
+		slog.WarnContext(ctx, "ticket not linked back to the Genesys participant", "ticket_key", res.TicketKey, "error", err)
+		return
+	}
+	observe.MetricsFrom(ctx).Count("LinkBack", 1)
+}
+
+func targetName(t string) string {
+	if t == ServiceNow {
+		return "ServiceNow"
+	}
+	return "Jira"
+}
+
+func connectorMessage(err error) string {
+	var ce *connectors.Error
+	if errors.As(err, &ce) {
+		if ce.Status != 0 {
+			return fmt.Sprintf("HTTP %d", ce.Status)
+		}
+		return string(ce.Kind)
+	}
+	return "error"
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

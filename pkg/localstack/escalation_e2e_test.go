@@ -1,0 +1,167 @@
+package localstack_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/escalation"
+	"github.com/cxbridge/cxbridge/pkg/localstack"
+	"github.com/cxbridge/cxbridge/pkg/runtimeapi"
+)
+
+// restEvent wraps a data action body in the API Gateway event the function receives.
+func restEvent(body map[string]any) []byte {
+	b, _ := json.Marshal(body)
+	ev, _ := json.Marshal(map[string]any{
+		"resource": "/escalations", "path": "/escalations", "httpMethod": "POST",
+		"headers":        map[string]string{"Content-Type": "application/json", "x-api-key": localstack.LocalAPIKey},
+		"requestContext": map[string]any{"resourcePath": "/escalations", "httpMethod": "POST", "stage": "prod"},
+		"body":           string(b),
+	})
+	return ev
+}
+
+func answer(t testing.TB, res runtimeapi.Result) escalation.Result {
+	t.Helper()
+	if res.FunctionError != "" {
+		t.Fatalf("function error: %s", res.Payload)
+	}
+	var resp struct {
+		StatusCode int    `json:"statusCode"`
+		Body       string `json:"body"`
+	}
+	var out escalation.Result
+	if err := json.Unmarshal(res.Payload, &resp); err != nil || resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &out) != nil {
+		t.Fatalf("answer %s", res.Payload)
+	}
+	return out
+}
+
+// TestCrashAfterCreateMakesOneTicket kills the real bootstrap between "Jira created the
+// request" and "the result was recorded": Jira takes the request but its answer never arrives
+// before the Lambda's timeout, so the emulator kills the process, as Lambda would. The retry
+// runs in a fresh process.
+func TestCrashAfterCreateMakesOneTicket(t *testing.T) {
+	ctx := context.Background()
+	var logs lockedBuffer
+	st, err := localstack.Start(ctx, localstack.Options{Logs: &logs, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	env, err := st.Env("CreateEscalationFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	if err := runtimeapi.BuildBootstrap(ctx, st.Root, "functions/create-escalation", bin); err != nil {
+		t.Fatal(err)
+	}
+	// A 2 s timeout, shorter than the delivery budget, so the process dies waiting for Jira.
+	fn, err := runtimeapi.Start(runtimeapi.Function{Name: "create-escalation", Bootstrap: bin, Env: env, Timeout: 2 * time.Second, Logs: &logs, LogPrefix: "create-escalation | "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fn.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+
+	before := st.Jira().RequestCount() // other seed data may hold requests already
+	st.Jira().AnswerLate("/rest/servicedeskapi/request", time.Minute, 1)
+	event := restEvent(map[string]any{"conversationId": "7c0a1f3e-2b4d-4e6f-8a9b-0c1d2e3f4a5b", "trigger": "vip", "customerName": "Jane Doe"})
+	first, err := fn.Invoke(ctx, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.FunctionError == "" || !strings.Contains(string(first.Payload), runtimeapi.ErrorTypeTimeout) {
+		t.Fatalf("the first invocation must die: %s", first.Payload)
+	}
+	if n := st.Jira().RequestCount() - before; n != 1 {
+		t.Fatalf("%d requests after the crash; Jira must have created one", n)
+	}
+	retry, err := fn.Invoke(ctx, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := answer(t, retry)
+	if res.Status != escalation.StatusCreated || res.TicketKey != "SUPP-1" || !strings.Contains(res.Message, "earlier attempt") {
+		t.Fatalf("the retry must find the request the dead run created: %+v", res)
+	}
+	if n := st.Jira().RequestCount() - before; n != 1 {
+		t.Fatalf("%d requests: the crash doubled the ticket", n)
+	}
+	t.Logf("crash after create: 1 request in Jira; the retry answered %s in %s (cold start %s)", res.TicketKey, retry.Duration.Round(time.Millisecond), retry.InitDuration.Round(time.Millisecond))
+}
+
+// BenchmarkCreateEscalation measures end-to-end latency of warm invocations of the real
+// bootstrap through the Runtime API emulator against the local fakes and DynamoDB Local, one
+// sub-benchmark per path, side by side in one run:
+//
+//	created:  claim, Jira customer lookup + create request, record (a new conversation each time)
+//	replayed: the same request again (one conditional write that fails, returning the answer)
+//	linked:   outage mode on ServiceNow: claim, link, record; no ServiceNow call
+//	skipped:  hold time below the threshold: no state, no call
+func BenchmarkCreateEscalation(b *testing.B) {
+	ctx := context.Background()
+	st, err := localstack.Start(ctx, localstack.Options{Getenv: func(string) string { return "" }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	fn, err := st.Function(ctx, "create-escalation")
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := &escalation.Outage{DB: st.DynamoDB.Client(), Table: st.Tables.State}
+	if err := o.SetFlag(ctx, escalation.Flag{Target: escalation.ServiceNow, Active: true,
+		Master: escalation.Master{Key: "INC0010001", SysID: localstack.ServiceNowMasterSysID}}); err != nil {
+		b.Fatal(err)
+	}
+	invoke := func(b *testing.B, body map[string]any, want string) {
+		res, err := fn.Invoke(ctx, restEvent(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := answer(b, res); got.Status != want {
+			b.Fatalf("status %s, want %s: %+v", got.Status, want, got)
+		}
+	}
+	// warm every environment the emulator may pick
+	for i := range 4 {
+		invoke(b, map[string]any{"conversationId": fmt.Sprintf("warm-%d", i), "trigger": "hold_time", "holdSeconds": 1}, "skipped")
+	}
+	n := 0
+	b.Run("created", func(b *testing.B) {
+		for b.Loop() {
+			n++
+			invoke(b, map[string]any{"conversationId": fmt.Sprintf("bench-created-%d", n), "trigger": "vip",
+				"customerName": "Jane Doe", "customerEmail": localstack.JiraCustomerEmail}, "created")
+		}
+	})
+	b.Run("replayed", func(b *testing.B) {
+		body := map[string]any{"conversationId": "bench-replayed", "trigger": "vip", "customerEmail": localstack.JiraCustomerEmail}
+		invoke(b, body, "created")
+		for b.Loop() {
+			invoke(b, body, "created")
+		}
+	})
+	b.Run("linked", func(b *testing.B) {
+		for b.Loop() {
+			n++
+			invoke(b, map[string]any{"conversationId": fmt.Sprintf("bench-linked-%d", n), "trigger": "wrap_up"}, "linked")
+		}
+	})
+	b.Run("skipped", func(b *testing.B) {
+		for b.Loop() {
+			invoke(b, map[string]any{"conversationId": "bench-skipped", "trigger": "hold_time", "holdSeconds": 10}, "skipped")
+		}
+	})
+}
