@@ -23,6 +23,12 @@ build:
 build-TelemetryTierFunction:
 	$(LAMBDA_BUILD) ./functions/telemetry-tier
 
+build-ServicenowLookupFunction:
+	$(LAMBDA_BUILD) ./functions/servicenow-lookup
+
+build-PrioritySyncFunction:
+	$(LAMBDA_BUILD) ./functions/priority-sync
+
 test:
 	$(GO) test -count=1 ./...
 
