@@ -68,6 +68,10 @@ func invoke(ctx context.Context, function, eventPath string) error {
 	if err != nil {
 		return err
 	}
+	// A signed event is signed again at the current time, as its sender would.
+	if event, err = st.PrepareEvent(ctx, eventPath, event); err != nil {
+		return err
+	}
 	res, err := fn.Invoke(ctx, event)
 	if err != nil {
 		return err

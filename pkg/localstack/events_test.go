@@ -100,6 +100,9 @@ func TestEveryEvent(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if event, err = st.PrepareEvent(ctx, f, event); err != nil {
+					t.Fatal(err)
+				}
 				res, err := fn.Invoke(ctx, event)
 				if err != nil {
 					t.Fatal(err)

@@ -111,6 +111,9 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			s.Secrets.Put(id, v)
 		}
 	}
+	if err := s.seed(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
