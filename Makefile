@@ -34,6 +34,12 @@ build-CreateEscalationFunction:
 build-EscalationRedriveFunction:
 	$(LAMBDA_BUILD) ./functions/escalation-redrive
 
+build-ServicenowLookupFunction:
+	$(LAMBDA_BUILD) ./functions/servicenow-lookup
+
+build-PrioritySyncFunction:
+	$(LAMBDA_BUILD) ./functions/priority-sync
+
 test:
 	$(GO) test -count=1 ./...
 

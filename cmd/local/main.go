@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/cxbridge/cxbridge/pkg/localstack"
@@ -77,7 +78,8 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		signed, err := localstack.Sign(args[1], event, os.Getenv)
+		// The function names the preparer; the file name selects a per-file one (a replay, ...).
+		signed, err := localstack.Sign(ctx, args[1]+"/"+filepath.Base(args[2]), event, os.Getenv)
 		if err != nil {
 			return err
 		}
@@ -102,7 +104,8 @@ func invoke(ctx context.Context, function, eventPath string) error {
 	if err != nil {
 		return err
 	}
-	if event, err = st.Prepare(function, event); err != nil {
+	// Signed events are signed at send time, as their sender would (pkg/localstack/prepare.go).
+	if event, err = st.Prepare(ctx, eventPath, event); err != nil {
 		return err
 	}
 	res, err := fn.Invoke(ctx, event)

@@ -12,7 +12,7 @@ import (
 func baseEnv() map[string]string {
 	return map[string]string{
 		"MESSAGEBIRD_WEBHOOK_URL": publicURL, "MESSAGEBIRD_SECRET_ID": "cxbridge/messagebird", "JIRA_BASE_URL": "https://acme.atlassian.net",
-		"JIRA_SECRET_ID": "cxbridge/jira", "INBOUND_SECRET_ID": "cxbridge/jira-webhook", "STATE_TABLE": "state",
+		"JIRA_SECRET_ID": "cxbridge/jira", "INBOUND_SECRET_ID": "cxbridge/inbound", "STATE_TABLE": "state",
 		"MESSAGEBIRD_SERVICE_DESK_ID": "1", "MESSAGEBIRD_REQUEST_TYPE_ID": "11",
 	}
 }

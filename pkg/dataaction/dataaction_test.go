@@ -99,3 +99,21 @@ func TestSchemaValidation(t *testing.T) {
 		t.Fatalf("required: %v", errs)
 	}
 }
+
+func TestExactWantsEveryFieldAndNoOther(t *testing.T) {
+	var s dataaction.Schema
+	_ = json.Unmarshal([]byte(`{"type":"object","properties":{"a":{"type":"string"},"list":{"type":"array","items":{"type":"object","properties":{"n":{"type":"integer"}}}}}}`), &s)
+	var ok, missing, extra, nested any
+	_ = json.Unmarshal([]byte(`{"a":"x","list":[{"n":1}]}`), &ok)
+	_ = json.Unmarshal([]byte(`{"list":[]}`), &missing)
+	_ = json.Unmarshal([]byte(`{"a":"x","list":[],"b":1}`), &extra)
+	_ = json.Unmarshal([]byte(`{"a":"x","list":[{"n":1,"m":2}]}`), &nested)
+	if errs := s.Exact(ok); len(errs) != 0 {
+		t.Fatalf("exact value: %v", errs)
+	}
+	for name, v := range map[string]any{"missing": missing, "extra": extra, "nested extra": nested} {
+		if errs := s.Exact(v); len(errs) == 0 {
+			t.Errorf("%s: not caught", name)
+		}
+	}
+}

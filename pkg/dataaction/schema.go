@@ -9,6 +9,7 @@ import (
 
 // Schema is the JSON Schema subset Genesys contracts use.
 type Schema struct {
+	Dialect     string             `json:"$schema,omitempty"` // Genesys exports carry draft-04's URI
 	Title       string             `json:"title,omitempty"`
 	Description string             `json:"description,omitempty"`
 	Type        Types              `json:"type"`
@@ -167,6 +168,10 @@ func (s *Schema) accepts(v any) bool {
 			if _, err := x.Int64(); err == nil && t == "integer" {
 				return true
 			}
+		case float64: // decoded without UseNumber
+			if t == "number" || (t == "integer" && x == float64(int64(x))) {
+				return true
+			}
 		case map[string]any:
 			if t == "object" {
 				return true
@@ -193,10 +198,49 @@ func kindOf(v any) string {
 			return "an integer"
 		}
 		return "a number"
+	case float64:
+		if x == float64(int64(x)) {
+			return "an integer"
+		}
+		return "a number"
 	case map[string]any:
 		return "an object"
 	case []any:
 		return "an array"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// Exact validates v and also requires it to hold exactly the schema's properties, at every
+// level: a field the contract does not name is invisible to Architect, and a field it names but
+// the answer lacks breaks the flow's mapping. Arrays must be arrays, never null.
+func (s *Schema) Exact(v any) []error {
+	errs := s.Validate(v)
+	s.exact("$", v, &errs)
+	return errs
+}
+
+func (s *Schema) exact(path string, v any, errs *[]error) {
+	switch x := v.(type) {
+	case map[string]any:
+		for name, p := range s.Properties {
+			child, ok := x[name]
+			if !ok {
+				*errs = append(*errs, fmt.Errorf("%s.%s is in the contract but not in the value", path, name))
+				continue
+			}
+			p.exact(path+"."+name, child, errs)
+		}
+		for name := range x {
+			if _, ok := s.Properties[name]; !ok && len(s.Properties) > 0 {
+				*errs = append(*errs, fmt.Errorf("%s.%s is in the value but not in the contract", path, name))
+			}
+		}
+	case []any:
+		if s.Items != nil {
+			for i, item := range x {
+				s.Items.exact(fmt.Sprintf("%s[%d]", path, i), item, errs)
+			}
+		}
+	}
 }

@@ -115,7 +115,7 @@ func TestEveryEvent(t *testing.T) {
 					t.Fatal(err)
 				}
 				// Signatures and local addresses are filled in as the event is sent (prepare.go).
-				if event, err = st.Prepare(name, event); err != nil {
+				if event, err = st.Prepare(ctx, f, event); err != nil {
 					t.Fatal(err)
 				}
 				res, err := fn.Invoke(ctx, event)

@@ -1,6 +1,7 @@
 package localstack
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -52,13 +53,18 @@ func init() {
 		start: func(s *Stack) (any, func()) {
 			mb := messagebirdtest.New(LocalMessageBirdAccessKey, LocalMessageBirdSigningKey)
 			s.Secrets.Put("cxbridge/messagebird", `{"accessKey":"`+LocalMessageBirdAccessKey+`","signingKey":"`+LocalMessageBirdSigningKey+`"}`)
-			s.Secrets.Put("cxbridge/jira-webhook", `{"jiraWebhookSecret":"`+LocalJiraWebhookSecret+`"}`)
+			// The inbound secret holds every inbound caller's key; priority-sync adds its own.
+			if err := s.Secrets.AddJSONFields("cxbridge/inbound", map[string]string{"jiraWebhookSecret": LocalJiraWebhookSecret}); err != nil {
+				panic(err)
+			}
 			s.values["MessageBirdBaseUrl"] = mb.URL()
 			s.setEventVar("MESSAGEBIRD_BASE_URL", mb.URL())
 			return mb, mb.Close
 		},
 	})
-	prepareWith("messagebird-inbound", prepareWebhook)
+	prepareWith("messagebird-inbound", func(_ context.Context, _ *Stack, vars func(string) string, event []byte) ([]byte, error) {
+		return prepareWebhook(event, vars)
+	})
 }
 
 // MessageBird is the MessageBird fake, or nil when MESSAGEBIRD_BASE_URL points at the real API.

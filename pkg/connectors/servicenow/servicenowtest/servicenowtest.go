@@ -112,6 +112,7 @@ type Server struct {
 	issued   int
 	received []Received
 	failures map[string][]Failure
+	byQuery  []queryFailure // FailQuery
 	strict   bool
 	latency  time.Duration
 	limit    int
@@ -203,6 +204,7 @@ func (s *Server) ClearFailures() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failures = map[string][]Failure{}
+	s.byQuery = nil
 }
 
 // TokensIssued counts access tokens handed out.
@@ -283,7 +285,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.rateLimited(w) {
 		return
 	}
-	if s.injected(w, r) {
+	if s.injected(w, r) || s.injectedForQuery(w, r) {
 		return
 	}
 	s.table(w, r, body, user)
@@ -362,6 +364,11 @@ func (s *Server) injected(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		return false
 	}
+	return s.answerFailure(w, r, f)
+}
+
+// answerFailure delays and then answers an injected failure; false means "answer normally".
+func (s *Server) answerFailure(w http.ResponseWriter, r *http.Request, f Failure) bool {
 	if f.Delay > 0 && !sleep(r, f.Delay) {
 		return true
 	}

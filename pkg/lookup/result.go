@@ -1,0 +1,133 @@
+package lookup
+
+import (
+	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow"
+)
+
+// Result is the answer, shaped for a Genesys data action output contract
+// (integrations/genesys/servicenow-lookup.json): every field is always present, the flat
+// incidentN* fields serve Architect and scripts directly, and Incidents (an array of flat
+// objects, never an array of arrays) serves list components. Times are UTC ISO-8601.
+type Result struct {
+	Status     string `json:"status"` // ok | unavailable
+	Found      bool   `json:"found"`
+	Reason     string `json:"reason"`    // why not found or unavailable; "" when found
+	MatchedBy  string `json:"matchedBy"` // ani | employee_id | ""
+	MatchCount int    `json:"matchCount"`
+	// CallerNumber is the ANI in E.164 when it was a valid number.
+	CallerNumber       string `json:"callerNumber"`
+	UserSysID          string `json:"userSysId"`
+	UserName           string `json:"userName"`
+	UserDisplayName    string `json:"userDisplayName"`
+	UserActive         bool   `json:"userActive"`
+	UserURL            string `json:"userUrl"`
+	LearnedPhone       bool   `json:"learnedPhone"`
+	ConversationLinked bool   `json:"conversationLinked"`
+
+	IncidentCount         int    `json:"incidentCount"`
+	MostRecentIncidentURL string `json:"mostRecentIncidentUrl"`
+
+	Incident1Number           string `json:"incident1Number"`
+	Incident1ShortDescription string `json:"incident1ShortDescription"`
+	Incident1State            string `json:"incident1State"`
+	Incident1Priority         string `json:"incident1Priority"`
+	Incident1UpdatedAt        string `json:"incident1UpdatedAt"`
+	Incident1URL              string `json:"incident1Url"`
+
+	Incident2Number           string `json:"incident2Number"`
+	Incident2ShortDescription string `json:"incident2ShortDescription"`
+	Incident2State            string `json:"incident2State"`
+	Incident2Priority         string `json:"incident2Priority"`
+	Incident2UpdatedAt        string `json:"incident2UpdatedAt"`
+	Incident2URL              string `json:"incident2Url"`
+
+	Incident3Number           string `json:"incident3Number"`
+	Incident3ShortDescription string `json:"incident3ShortDescription"`
+	Incident3State            string `json:"incident3State"`
+	Incident3Priority         string `json:"incident3Priority"`
+	Incident3UpdatedAt        string `json:"incident3UpdatedAt"`
+	Incident3URL              string `json:"incident3Url"`
+
+	Incidents []IncidentSummary `json:"incidents"`
+	LatencyMs int64             `json:"latencyMs"`
+}
+
+// IncidentSummary is one open incident of the caller.
+type IncidentSummary struct {
+	SysID            string `json:"sysId"`
+	Number           string `json:"number"`
+	ShortDescription string `json:"shortDescription"`
+	State            string `json:"state"`    // the instance's label, e.g. "In Progress"
+	Priority         string `json:"priority"` // the instance's label, e.g. "1 - Critical"
+	OpenedAt         string `json:"openedAt"` // sys_created_on, UTC ISO-8601
+	UpdatedAt        string `json:"updatedAt"`
+	URL              string `json:"url"`
+}
+
+// Statuses.
+const (
+	StatusOK          = "ok"
+	StatusUnavailable = "unavailable"
+)
+
+// MatchedBy values.
+const (
+	MatchedByANI        = "ani"
+	MatchedByEmployeeID = "employee_id"
+)
+
+// Reasons. The first five explain found:false with status ok; the rest explain status
+// unavailable.
+const (
+	ReasonWithheld          = "withheld_number"
+	ReasonInvalidNumber     = "invalid_number"
+	ReasonInvalidEmployeeID = "invalid_employee_id"
+	ReasonNoMatch           = "no_match"
+
+	ReasonTimeout       = "timeout"
+	ReasonUnavailable   = "unavailable"
+	ReasonRateLimited   = "rate_limited"
+	ReasonUnauthorized  = "unauthorized"
+	ReasonRejected      = "rejected"
+	ReasonBreakerOpen   = "breaker_open"
+	ReasonConfiguration = "configuration"
+)
+
+// isoUTC formats a time as UTC ISO-8601, or "" for the zero time.
+func isoUTC(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func summarise(in servicenow.Incident, url string) IncidentSummary {
+	return IncidentSummary{
+		SysID: in.SysID, Number: in.Number, ShortDescription: in.ShortDescription,
+		State: in.StateLabel, Priority: in.PriorityLabel,
+		OpenedAt: isoUTC(in.CreatedAt), UpdatedAt: isoUTC(in.UpdatedAt), URL: url,
+	}
+}
+
+// setIncidents fills the array and the flat fields from the caller's incidents, newest first.
+func (r *Result) setIncidents(list []IncidentSummary) {
+	r.Incidents = list
+	r.IncidentCount = len(list)
+	if len(list) > 0 {
+		r.MostRecentIncidentURL = list[0].URL
+	}
+	flat := []struct{ number, desc, state, prio, updated, url *string }{
+		{&r.Incident1Number, &r.Incident1ShortDescription, &r.Incident1State, &r.Incident1Priority, &r.Incident1UpdatedAt, &r.Incident1URL},
+		{&r.Incident2Number, &r.Incident2ShortDescription, &r.Incident2State, &r.Incident2Priority, &r.Incident2UpdatedAt, &r.Incident2URL},
+		{&r.Incident3Number, &r.Incident3ShortDescription, &r.Incident3State, &r.Incident3Priority, &r.Incident3UpdatedAt, &r.Incident3URL},
+	}
+	for i, in := range list {
+		if i >= len(flat) {
+			break
+		}
+		f := flat[i]
+		*f.number, *f.desc, *f.state, *f.prio, *f.updated, *f.url = in.Number, in.ShortDescription, in.State, in.Priority, in.UpdatedAt, in.URL
+	}
+}
