@@ -113,10 +113,20 @@ func (d *demo) check(ok bool, format string, args ...any) {
 
 // post sends a JSON request to the local API the way its caller would and prints both sides.
 func (d *demo) post(caller, path, apiKey string, headers map[string]string, body any) (int, map[string]any) {
-	raw, _ := json.Marshal(body)
-	if b, ok := body.([]byte); ok {
-		raw = b
+	raw := encode(body)
+	d.say(caller, "POST %s %s", path, short(raw))
+	status, out, respBody, took, err := d.call(path, apiKey, headers, raw)
+	if err != nil {
+		d.check(false, "POST %s: %v", path, err)
+		return 0, nil
 	}
+	d.say("cxbridge", "%d in %s %s", status, took.Round(time.Millisecond), short(respBody))
+	return status, out
+}
+
+// call sends a request without printing (for bursts, where a transcript line per call would
+// drown the story).
+func (d *demo) call(path, apiKey string, headers map[string]string, raw []byte) (int, map[string]any, []byte, time.Duration, error) {
 	req, _ := http.NewRequestWithContext(d.ctx, http.MethodPost, d.base+path, bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/json")
 	if apiKey != "" {
@@ -125,19 +135,24 @@ func (d *demo) post(caller, path, apiKey string, headers map[string]string, body
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
-	d.say(caller, "POST %s %s", path, short(raw))
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		d.check(false, "POST %s: %v", path, err)
-		return 0, nil
+		return 0, nil, nil, 0, err
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(resp.Body)
-	d.say("cxbridge", "%d in %s %s", resp.StatusCode, time.Since(start).Round(time.Millisecond), short(respBody))
 	var out map[string]any
 	_ = json.Unmarshal(respBody, &out)
-	return resp.StatusCode, out
+	return resp.StatusCode, out, respBody, time.Since(start), nil
+}
+
+func encode(body any) []byte {
+	if b, ok := body.([]byte); ok {
+		return b
+	}
+	raw, _ := json.Marshal(body)
+	return raw
 }
 
 // short renders JSON on one line, cut to fit a terminal.

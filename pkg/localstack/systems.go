@@ -42,6 +42,8 @@ func init() {
 		"TierL1QueueName": "Support L1",
 		"TierL2QueueName": "Support L2",
 		"TierL3QueueName": "Support L3",
+		// Breakers reopen for a probe after 3 s instead of 30, so recovery shows in seconds.
+		"BreakerOpenSeconds": "3",
 	})
 }
 
