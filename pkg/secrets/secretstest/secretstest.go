@@ -9,13 +9,14 @@ package secretstest
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 )
 
 // Server serves secrets from memory.
@@ -35,13 +36,7 @@ func New(secrets map[string]string) *Server {
 	for k, v := range secrets {
 		s.secrets[k] = v
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("secretstest: listen: %v", err))
-	}
-	s.srv.Listener = l
-	s.srv.Start()
+	s.srv = fakehttp.Start("secretstest", http.HandlerFunc(s.serve))
 	return s
 }
 

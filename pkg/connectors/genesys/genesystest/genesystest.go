@@ -10,15 +10,15 @@ package genesystest
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 )
 
 // Server is the fake.
@@ -29,10 +29,10 @@ type Server struct {
 	ClientID, ClientSecret string
 	TokenTTL               time.Duration // default 24 h, the Genesys default
 
+	tokens   fakehttp.Tokens
+	failures *fakehttp.Failures[Failure]
+
 	mu       sync.Mutex
-	tokens   map[string]time.Time
-	issued   int
-	failures map[string][]Failure
 	received []Received
 	queues   map[string]Queue
 	convs    map[string]*Conversation
@@ -58,20 +58,13 @@ func New(clientID, clientSecret string) *Server {
 	s := &Server{
 		ClientID: clientID, ClientSecret: clientSecret,
 		mux:      http.NewServeMux(),
-		tokens:   map[string]time.Time{},
-		failures: map[string][]Failure{},
+		failures: fakehttp.NewFailures(func(f *Failure) *int { return &f.Times }),
 		queues:   map[string]Queue{},
 	}
 	s.mux.HandleFunc("POST /oauth/token", s.token)
 	s.registerQueues()
 	s.registerConversations()
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("genesystest: listen: %v", err))
-	}
-	s.srv.Listener = l
-	s.srv.Start()
+	s.srv = fakehttp.Start("genesystest", http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -85,32 +78,17 @@ func (s *Server) Close() {
 }
 
 // TokensIssued counts tokens handed out.
-func (s *Server) TokensIssued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.issued
-}
+func (s *Server) TokensIssued() int { return s.tokens.Issued() }
 
 // RevokeTokens invalidates every issued token, as when a client secret is rotated.
-func (s *Server) RevokeTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens = map[string]time.Time{}
-}
+func (s *Server) RevokeTokens() { s.tokens.Revoke() }
 
-// Fail injects failures for API paths starting with prefix (queued in order).
-func (s *Server) Fail(prefix string, f ...Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures[prefix] = append(s.failures[prefix], f...)
-}
+// Fail injects failures for API paths starting with prefix (queued in order; the most specific
+// prefix wins).
+func (s *Server) Fail(prefix string, f ...Failure) { s.failures.Add(prefix, f...) }
 
 // ClearFailures removes every injected failure.
-func (s *Server) ClearFailures() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures = map[string][]Failure{}
-}
+func (s *Server) ClearFailures() { s.failures.Clear() }
 
 // Received returns the API requests received so far, optionally only those under a path prefix.
 func (s *Server) Received(prefix string) []Received {
@@ -136,13 +114,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, http.StatusUnauthorized, "bad.credentials", "Invalid login credentials.")
 			return
 		}
-		if f, ok := s.takeFailure(r.URL.Path); ok {
-			if f.Delay > 0 {
-				select {
-				case <-time.After(f.Delay):
-				case <-r.Context().Done():
-					return
-				}
+		if f, ok := s.failures.Take(r.URL.Path); ok {
+			if !fakehttp.Wait(r, f.Delay) {
+				return
 			}
 			if f.Status != 0 {
 				if f.RetryAfter > 0 {
@@ -174,36 +148,7 @@ func codeFor(status int) string {
 	}
 }
 
-func (s *Server) takeFailure(path string) (Failure, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for prefix, fs := range s.failures {
-		if !strings.HasPrefix(path, prefix) || len(fs) == 0 {
-			continue
-		}
-		f := fs[0]
-		switch f.Times {
-		case 0: // forever
-		case 1:
-			s.failures[prefix] = fs[1:]
-		default:
-			fs[0].Times--
-		}
-		return f, true
-	}
-	return Failure{}, false
-}
-
-func (s *Server) authorised(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	exp, ok := s.tokens[tok]
-	return ok && time.Now().Before(exp)
-}
+func (s *Server) authorised(r *http.Request) bool { return s.tokens.Bearer(r, time.Now()) }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
@@ -219,11 +164,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if ttl == 0 {
 		ttl = 24 * time.Hour
 	}
-	s.mu.Lock()
-	s.issued++
-	tok := fmt.Sprintf("gc-token-%d-%d", s.issued, time.Now().UnixNano())
-	s.tokens[tok] = time.Now().Add(ttl)
-	s.mu.Unlock()
+	tok := s.tokens.Issue("gc-token-", ttl, time.Now())
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "bearer", "expires_in": int(ttl.Seconds())})
 }
 

@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -44,6 +43,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 )
 
 // Accounts that always exist.
@@ -77,17 +78,14 @@ type Server struct {
 	cfg   Config
 	hooks *http.Client
 
+	tokens   fakehttp.Tokens
+	failures *fakehttp.Failures[Failure]
+	limit    fakehttp.Window
+
 	mu           sync.Mutex
 	email        string
 	apiToken     string
-	tokens       map[string]time.Time
-	issued       int
-	failures     map[string][]Failure
 	received     []Received
-	limit        int
-	window       time.Duration
-	winStart     time.Time
-	winCount     int
 	desks        map[string]*desk
 	deskOrder    []string
 	accounts     map[string]*Account
@@ -154,8 +152,7 @@ func New(cfg Config) *Server {
 		mux:         http.NewServeMux(),
 		email:       cfg.Email,
 		apiToken:    cfg.APIToken,
-		tokens:      map[string]time.Time{},
-		failures:    map[string][]Failure{},
+		failures:    fakehttp.NewFailures(func(f *Failure) *int { return &f.Times }),
 		desks:       map[string]*desk{},
 		accounts:    map[string]*Account{},
 		requests:    map[string]*Request{},
@@ -186,13 +183,7 @@ func New(cfg Config) *Server {
 		s.statusIDLocked(st.Name)
 	}
 	s.routes()
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("jiratest: listen: %v", err))
-	}
-	s.srv.Listener = l
-	s.srv.Start()
+	s.srv = fakehttp.Start("jiratest", http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -224,39 +215,20 @@ func (s *Server) SetBasicCredentials(email, apiToken string) {
 }
 
 // TokensIssued counts OAuth tokens handed out.
-func (s *Server) TokensIssued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.issued
-}
+func (s *Server) TokensIssued() int { return s.tokens.Issued() }
 
 // ExpireTokens makes every issued token invalid, as when it expires or the secret is rotated.
-func (s *Server) ExpireTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens = map[string]time.Time{}
-}
+func (s *Server) ExpireTokens() { s.tokens.Revoke() }
 
-// Fail injects failures for API paths starting with prefix (queued in order).
-func (s *Server) Fail(prefix string, f ...Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures[prefix] = append(s.failures[prefix], f...)
-}
+// Fail injects failures for API paths starting with prefix (queued in order; the most specific
+// prefix wins).
+func (s *Server) Fail(prefix string, f ...Failure) { s.failures.Add(prefix, f...) }
 
 // ClearFailures removes every injected failure.
-func (s *Server) ClearFailures() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures = map[string][]Failure{}
-}
+func (s *Server) ClearFailures() { s.failures.Clear() }
 
 // RateLimit allows n API requests per window; more get 429. n = 0 turns limiting off.
-func (s *Server) RateLimit(n int, window time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limit, s.window, s.winStart, s.winCount = n, window, time.Now(), 0
-}
+func (s *Server) RateLimit(n int, window time.Duration) { s.limit.Set(n, window, time.Now()) }
 
 // Received returns the API requests received so far whose path starts with prefix.
 func (s *Server) Received(prefix string) []Received {
@@ -316,15 +288,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAreaError(w, path, http.StatusUnauthorized, "Client must be authenticated to access this resource.")
 		return
 	}
-	if f, ok := s.takeFailure(path); ok {
-		if f.Delay > 0 {
-			t := time.NewTimer(f.Delay)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				return
-			}
+	if f, ok := s.failures.Take(path); ok {
+		if !fakehttp.Wait(r, f.Delay) {
+			return
 		}
 		if f.Status != 0 {
 			s.writeFailure(w, path, f)
@@ -380,25 +346,18 @@ func isoMinute(t time.Time) string {
 }
 
 func (s *Server) rateLimited(w http.ResponseWriter, path string) bool {
-	s.mu.Lock()
-	if s.limit <= 0 {
-		s.mu.Unlock()
+	now := time.Now()
+	allowed, count, limit, reset := s.limit.Hit(now)
+	if limit == 0 {
 		return false
 	}
-	now := time.Now()
-	if now.Sub(s.winStart) >= s.window {
-		s.winStart, s.winCount = now, 0
-	}
-	s.winCount++
-	limit, count, reset := s.limit, s.winCount, s.winStart.Add(s.window)
-	s.mu.Unlock()
 	remaining := max(limit-count, 0)
 	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(limit))
 	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 	if remaining*5 < limit {
 		w.Header().Set("X-RateLimit-NearLimit", "true")
 	}
-	if count <= limit {
+	if allowed {
 		return false
 	}
 	wait := int((reset.Sub(now) + time.Second - 1) / time.Second)
@@ -409,26 +368,6 @@ func (s *Server) rateLimited(w http.ResponseWriter, path string) bool {
 	return true
 }
 
-func (s *Server) takeFailure(path string) (Failure, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for prefix, fs := range s.failures {
-		if !strings.HasPrefix(path, prefix) || len(fs) == 0 {
-			continue
-		}
-		f := fs[0]
-		switch f.Times {
-		case 0: // forever
-		case 1:
-			s.failures[prefix] = fs[1:]
-		default:
-			fs[0].Times--
-		}
-		return f, true
-	}
-	return Failure{}, false
-}
-
 // authorised accepts Basic anywhere and bearer tokens only through the gateway.
 func (s *Server) authorised(r *http.Request, gateway bool) bool {
 	authz := r.Header.Get("Authorization")
@@ -437,9 +376,8 @@ func (s *Server) authorised(r *http.Request, gateway bool) bool {
 	if email, tok, ok := r.BasicAuth(); ok {
 		return s.email != "" && s.apiToken != "" && email == s.email && tok == s.apiToken
 	}
-	if tok, ok := strings.CutPrefix(authz, "Bearer "); ok && gateway {
-		exp, ok := s.tokens[tok]
-		return ok && time.Now().Before(exp)
+	if strings.HasPrefix(authz, "Bearer ") && gateway {
+		return s.tokens.Bearer(r, time.Now())
 	}
 	return false
 }
@@ -486,11 +424,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		writeOAuth(w, http.StatusUnauthorized, "access_denied", "Unauthorized")
 		return
 	}
-	s.mu.Lock()
-	s.issued++
-	tok := fmt.Sprintf("jira-sa-token-%d-%d", s.issued, time.Now().UnixNano())
-	s.tokens[tok] = time.Now().Add(s.cfg.TokenTTL)
-	s.mu.Unlock()
+	tok := s.tokens.Issue("jira-sa-token-", s.cfg.TokenTTL, time.Now())
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(s.cfg.TokenTTL.Seconds()), "scope": "read:jira-work write:jira-work read:servicedesk-request write:servicedesk-request manage:servicedesk-customer"})
 }
 

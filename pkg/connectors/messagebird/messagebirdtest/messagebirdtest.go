@@ -46,15 +46,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 )
 
 // Fixed channel ids of the two default channels.
@@ -137,15 +137,12 @@ type Server struct {
 	messages      map[string]*Message
 	media         map[string]MediaFile
 	webhook       *Webhook
-	failures      map[string][]Failure
 	received      []Received
 	archives      []string
 	downloads     []MediaDownload
 	deliveries    []Delivery
-	limit         int
-	window        time.Duration
-	winStart      time.Time
-	winCount      int
+	failures      *fakehttp.Failures[Failure]
+	limit         fakehttp.Window
 	async         sync.WaitGroup
 	keys          signerKeys
 }
@@ -162,19 +159,13 @@ func New(accessKey, signingKey string) *Server {
 		conversations: map[string]*conversation{},
 		messages:      map[string]*Message{},
 		media:         map[string]MediaFile{},
-		failures:      map[string][]Failure{},
+		failures:      fakehttp.NewFailures(func(f *Failure) *int { return &f.Times }),
 	}
 	created := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.channels[WhatsAppChannelID] = Channel{ID: WhatsAppChannelID, Name: "WhatsApp " + WhatsAppNumber, PlatformID: "whatsapp", Status: "active", CreatedDatetime: created, UpdatedDatetime: created, number: WhatsAppNumber}
 	s.channels[SMSChannelID] = Channel{ID: SMSChannelID, Name: "SMS " + SMSNumber, PlatformID: "sms", Status: "active", CreatedDatetime: created, UpdatedDatetime: created, number: SMSNumber}
 	s.routes()
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("messagebirdtest: listen: %v", err))
-	}
-	s.srv.Listener = l
-	s.srv.Start()
+	s.srv = fakehttp.Start("messagebirdtest", http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -199,25 +190,13 @@ func (s *Server) now() time.Time {
 }
 
 // Fail injects failures for paths starting with prefix (e.g. "/v1/conversations"), in order.
-func (s *Server) Fail(prefix string, f ...Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures[prefix] = append(s.failures[prefix], f...)
-}
+func (s *Server) Fail(prefix string, f ...Failure) { s.failures.Add(prefix, f...) }
 
 // ClearFailures removes every injected failure.
-func (s *Server) ClearFailures() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures = map[string][]Failure{}
-}
+func (s *Server) ClearFailures() { s.failures.Clear() }
 
 // RateLimit allows n API requests per window; more get 429 with Retry-After. n = 0 turns it off.
-func (s *Server) RateLimit(n int, window time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limit, s.window, s.winStart, s.winCount = n, window, time.Now(), 0
-}
+func (s *Server) RateLimit(n int, window time.Duration) { s.limit.Set(n, window, time.Now()) }
 
 // Received returns the requests received so far under a path prefix ("" for all).
 func (s *Server) Received(prefix string) []Received {
@@ -258,13 +237,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.received = append(s.received, Received{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: json.RawMessage(body), Authorized: authorized})
 	s.mu.Unlock()
 
-	if f, ok := s.takeFailure(r.URL.Path); ok {
-		if f.Delay > 0 {
-			select {
-			case <-time.After(f.Delay):
-			case <-r.Context().Done():
-				return
-			}
+	if f, ok := s.failures.Take(r.URL.Path); ok {
+		if !fakehttp.Wait(r, f.Delay) {
+			return
 		}
 		if f.Status != 0 {
 			if f.RetryAfter > 0 {
@@ -298,19 +273,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) rateLimited() (int, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.limit <= 0 {
+	allowed, _, _, reset := s.limit.Hit(time.Now())
+	if allowed {
 		return 0, false
 	}
-	if time.Since(s.winStart) >= s.window {
-		s.winStart, s.winCount = time.Now(), 0
-	}
-	s.winCount++
-	if s.winCount <= s.limit {
-		return 0, false
-	}
-	return int(time.Until(s.winStart.Add(s.window)).Seconds()) + 1, true
+	return int(time.Until(reset).Seconds()) + 1, true
 }
 
 func codeFor(status int) int {
@@ -326,30 +293,6 @@ func codeFor(status int) int {
 	default:
 		return 99
 	}
-}
-
-func (s *Server) takeFailure(path string) (Failure, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	best := ""
-	for prefix, fs := range s.failures {
-		if strings.HasPrefix(path, prefix) && len(fs) > 0 && len(prefix) >= len(best) {
-			best = prefix
-		}
-	}
-	fs, ok := s.failures[best]
-	if !ok || len(fs) == 0 {
-		return Failure{}, false
-	}
-	f := fs[0]
-	switch f.Times {
-	case 0: // forever
-	case 1:
-		s.failures[best] = fs[1:]
-	default:
-		fs[0].Times--
-	}
-	return f, true
 }
 
 // writeError writes a MessageBird error body.

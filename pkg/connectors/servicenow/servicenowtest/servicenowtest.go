@@ -34,7 +34,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -42,6 +41,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 )
 
 // Config sets up a fake instance.
@@ -111,14 +112,12 @@ type Server struct {
 	tokens   map[string]tokenInfo
 	issued   int
 	received []Received
-	failures map[string][]Failure
 	byQuery  []queryFailure // FailQuery
 	strict   bool
 	latency  time.Duration
-	limit    int
-	window   time.Duration
-	winStart time.Time
-	winCount int
+
+	failures *fakehttp.Failures[Failure]
+	limit    fakehttp.Window
 }
 
 type tokenInfo struct {
@@ -144,19 +143,13 @@ func New(cfg Config) *Server {
 		cfg:      cfg,
 		tables:   map[string]*table{},
 		tokens:   map[string]tokenInfo{},
-		failures: map[string][]Failure{},
+		failures: fakehttp.NewFailures(func(f *Failure) *int { return &f.Times }),
 		strict:   cfg.StrictQueries,
 		latency:  cfg.Latency,
 	}
 	s.DefineTable("sys_user", UserSchema())
 	s.DefineTable("incident", IncidentSchema())
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("servicenowtest: listen: %v", err))
-	}
-	s.srv.Listener = l
-	s.srv.Start()
+	s.srv = fakehttp.Start("servicenowtest", http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -185,25 +178,17 @@ func (s *Server) SetStrictQueries(on bool) {
 
 // RateLimit allows n API requests per window; later ones get 429 until the window ends.
 // n = 0 removes the limit.
-func (s *Server) RateLimit(n int, window time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limit, s.window, s.winStart, s.winCount = n, window, s.cfg.Now(), 0
-}
+func (s *Server) RateLimit(n int, window time.Duration) { s.limit.Set(n, window, s.cfg.Now()) }
 
 // Fail injects failures for request paths starting with prefix (queued in order; the token
 // endpoint is /oauth_token.do).
-func (s *Server) Fail(prefix string, f ...Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures[prefix] = append(s.failures[prefix], f...)
-}
+func (s *Server) Fail(prefix string, f ...Failure) { s.failures.Add(prefix, f...) }
 
 // ClearFailures removes every injected failure.
 func (s *Server) ClearFailures() {
+	s.failures.Clear()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.failures = map[string][]Failure{}
 	s.byQuery = nil
 }
 
@@ -255,7 +240,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	latency := s.latency
 	s.mu.Unlock()
-	if latency > 0 && !sleep(r, latency) {
+	if latency > 0 && !fakehttp.Wait(r, latency) {
 		return
 	}
 	if r.URL.Path == "/oauth_token.do" {
@@ -291,36 +276,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.table(w, r, body, user)
 }
 
-func sleep(r *http.Request, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	}
-}
-
 // rateLimited applies the per-window limit; it adds the rule headers to every counted answer.
 func (s *Server) rateLimited(w http.ResponseWriter) bool {
-	s.mu.Lock()
-	if s.limit <= 0 {
-		s.mu.Unlock()
+	now := s.cfg.Now()
+	allowed, _, limit, reset := s.limit.Hit(now)
+	if limit == 0 {
 		return false
 	}
-	now := s.cfg.Now()
-	if now.Sub(s.winStart) >= s.window {
-		s.winStart, s.winCount = now, 0
-	}
-	s.winCount++
-	limit, reset, over := s.limit, s.winStart.Add(s.window), s.winCount > s.limit
-	s.mu.Unlock()
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
 	h.Set("X-RateLimit-Rule", RateLimitRuleID)
-	if !over {
+	if allowed {
 		return false
 	}
 	wait := int(reset.Sub(now).Seconds())
@@ -335,32 +302,8 @@ func (s *Server) rateLimited(w http.ResponseWriter) bool {
 	return true
 }
 
-func (s *Server) takeFailure(path string) (Failure, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	best := ""
-	for prefix, fs := range s.failures {
-		if strings.HasPrefix(path, prefix) && len(fs) > 0 && len(prefix) >= len(best) {
-			best = prefix
-		}
-	}
-	fs := s.failures[best]
-	if len(fs) == 0 {
-		return Failure{}, false
-	}
-	f := fs[0]
-	switch f.Times {
-	case 0: // forever
-	case 1:
-		s.failures[best] = fs[1:]
-	default:
-		fs[0].Times--
-	}
-	return f, true
-}
-
 func (s *Server) injected(w http.ResponseWriter, r *http.Request) bool {
-	f, ok := s.takeFailure(r.URL.Path)
+	f, ok := s.failures.Take(r.URL.Path)
 	if !ok {
 		return false
 	}
@@ -369,7 +312,7 @@ func (s *Server) injected(w http.ResponseWriter, r *http.Request) bool {
 
 // answerFailure delays and then answers an injected failure; false means "answer normally".
 func (s *Server) answerFailure(w http.ResponseWriter, r *http.Request, f Failure) bool {
-	if f.Delay > 0 && !sleep(r, f.Delay) {
+	if f.Delay > 0 && !fakehttp.Wait(r, f.Delay) {
 		return true
 	}
 	if f.Status == 0 {

@@ -11,13 +11,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 )
 
 // Answer is one scripted response.
@@ -59,27 +59,18 @@ type Server struct {
 	ClientID, ClientSecret string
 	TokenTTL               time.Duration
 
+	tokens fakehttp.Tokens
+	limit  fakehttp.Window
+
 	mu       sync.Mutex
 	scripts  map[string][]Answer
 	received []Received
-	tokens   map[string]time.Time
-	issued   int
-	limit    int // requests per window; 0 = unlimited
-	window   time.Duration
-	winStart time.Time
-	winCount int
 }
 
 // New starts the fake on 127.0.0.1. Close it when done.
 func New() *Server {
-	s := &Server{scripts: map[string][]Answer{}, tokens: map[string]time.Time{}}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("telemetrytest: listen: %v", err))
-	}
-	s.srv.Listener = l
-	s.srv.Start()
+	s := &Server{scripts: map[string][]Answer{}}
+	s.srv = fakehttp.Start("telemetrytest", http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -108,11 +99,7 @@ func (s *Server) Severity(customerID string, level int, escalation bool) {
 }
 
 // RateLimit allows n requests per window; more get 429 with Retry-After.
-func (s *Server) RateLimit(n int, window time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.limit, s.window, s.winStart, s.winCount = n, window, time.Now(), 0
-}
+func (s *Server) RateLimit(n int, window time.Duration) { s.limit.Set(n, window, time.Now()) }
 
 // Received returns every telemetry request received so far.
 func (s *Server) Received() []Received {
@@ -122,18 +109,10 @@ func (s *Server) Received() []Received {
 }
 
 // TokensIssued counts OAuth tokens handed out.
-func (s *Server) TokensIssued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.issued
-}
+func (s *Server) TokensIssued() int { return s.tokens.Issued() }
 
 // RevokeTokens invalidates every issued token (the next call gets 401).
-func (s *Server) RevokeTokens() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.tokens = map[string]time.Time{}
-}
+func (s *Server) RevokeTokens() { s.tokens.Revoke() }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/oauth/token" {
@@ -162,24 +141,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	s.received = append(s.received, rec)
-	if s.limit > 0 {
-		if time.Since(s.winStart) >= s.window {
-			s.winStart, s.winCount = time.Now(), 0
-		}
-		s.winCount++
-		if s.winCount > s.limit {
-			reset := s.winStart.Add(s.window)
-			s.mu.Unlock()
-			wait := int(time.Until(reset).Seconds()) + 1
-			writeJSON(w, http.StatusTooManyRequests, `{"error":"rate limit exceeded"}`, http.Header{
-				"Retry-After":           {strconv.Itoa(wait)},
-				"X-Ratelimit-Limit":     {strconv.Itoa(s.limit)},
-				"X-Ratelimit-Remaining": {"0"},
-				"X-Ratelimit-Reset":     {strconv.FormatInt(reset.Unix(), 10)},
-			})
-			return
-		}
+	s.mu.Unlock()
+	if ok, _, limit, reset := s.limit.Hit(time.Now()); !ok {
+		wait := int(time.Until(reset).Seconds()) + 1
+		writeJSON(w, http.StatusTooManyRequests, `{"error":"rate limit exceeded"}`, http.Header{
+			"Retry-After":           {strconv.Itoa(wait)},
+			"X-Ratelimit-Limit":     {strconv.Itoa(limit)},
+			"X-Ratelimit-Remaining": {"0"},
+			"X-Ratelimit-Reset":     {strconv.FormatInt(reset.Unix(), 10)},
+		})
+		return
 	}
+	s.mu.Lock()
 	script := s.scripts[rec.CustomerID]
 	var a Answer
 	switch len(script) {
@@ -194,12 +167,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	if a.Delay > 0 {
-		select {
-		case <-time.After(a.Delay):
-		case <-r.Context().Done():
-			return
-		}
+	if !fakehttp.Wait(r, a.Delay) {
+		return
 	}
 	status := a.Status
 	if status == 0 {
@@ -232,10 +201,8 @@ func (s *Server) authorised(r *http.Request) bool {
 			return true
 		}
 	}
-	if tok, ok := strings.CutPrefix(authz, "Bearer "); ok {
-		if exp, ok := s.tokens[tok]; ok && time.Now().Before(exp) {
-			return true
-		}
+	if s.tokens.Bearer(r, time.Now()) {
+		return true
 	}
 	return s.APIKey == "" && s.ClientID == ""
 }
@@ -261,11 +228,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if ttl == 0 {
 		ttl = time.Hour
 	}
-	s.mu.Lock()
-	s.issued++
-	tok := fmt.Sprintf("tel-token-%d-%d", s.issued, time.Now().UnixNano())
-	s.tokens[tok] = time.Now().Add(ttl)
-	s.mu.Unlock()
+	tok := s.tokens.Issue("tel-token-", ttl, time.Now())
 	writeJSON(w, http.StatusOK, fmt.Sprintf(`{"access_token":%q,"token_type":"Bearer","expires_in":%d}`, tok, int(ttl.Seconds())), nil)
 }
 
