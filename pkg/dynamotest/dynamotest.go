@@ -9,7 +9,7 @@
 // Tests call ForTest for a shared instance per test binary and fresh tables per test, and
 // dynamotest.Main from TestMain to stop the instance at the end. Setting
 // CXBRIDGE_DYNAMODB_ENDPOINT makes every test binary use that instance instead of starting
-// its own JVM (`make test` starts one for all packages).
+// its own JVM (useful when running many packages by hand; `make test` lets each start its own).
 package dynamotest
 
 import (

@@ -815,3 +815,33 @@ func TestRealTemplate(t *testing.T) {
 		t.Logf("route %s %s -> %s (api key: %v)", r.Method, r.Path, r.Function, r.ApiKeyRequired)
 	}
 }
+
+// TestREADMEDocumentsEveryVariable holds the README's configuration to the template: every
+// parameter, every function's environment variable and every output must be named there (in
+// backticks), so a deployer never meets a setting nobody explained.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	tpl, err := Load("../../template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := func(kind, name string) {
+		if !strings.Contains(string(readme), "`"+name+"`") {
+			t.Errorf("README.md does not document the %s `%s`", kind, name)
+		}
+	}
+	for name := range tpl.Parameters {
+		documented("parameter", name)
+	}
+	for name := range tpl.Outputs {
+		documented("output", name)
+	}
+	for _, f := range tpl.Functions() {
+		for name := range f.Environment {
+			documented("environment variable of "+f.LogicalID, name)
+		}
+	}
+}
