@@ -187,8 +187,8 @@ func New(db DB, table string, s Settings) *Breaker {
 	return &Breaker{
 		db: db, table: table, s: s,
 		key: map[string]types.AttributeValue{
-			store.PK: &types.AttributeValueMemberS{Value: "BREAKER#" + s.Name},
-			store.SK: &types.AttributeValueMemberS{Value: "STATE"},
+			store.PK: store.S("BREAKER#" + s.Name),
+			store.SK: store.S("STATE"),
 		},
 	}
 }
@@ -322,8 +322,8 @@ func (b *Breaker) elect(ctx context.Context, now time.Time) (*Ticket, error) {
 		ConditionExpression: aws.String("((#st = :open AND open_until <= :now) OR (#st = :half AND probe_until <= :now))" +
 			" AND (attribute_not_exists(forced_until) OR (forced_until <> :zero AND forced_until <= :now))"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":half": str(string(HalfOpen)), ":open": str(string(Open)), ":lease": millis(now.Add(b.s.ProbeLease)),
-			":owner": str(owner), ":now": millis(now), ":zero": num(0),
+			":half": store.S(string(HalfOpen)), ":open": store.S(string(Open)), ":lease": store.Millis(now.Add(b.s.ProbeLease)),
+			":owner": store.S(owner), ":now": store.Millis(now), ":zero": store.N(0),
 		},
 	})
 	var lost *lostRace
@@ -372,7 +372,7 @@ func (b *Breaker) failure(ctx context.Context, now time.Time) {
 		UpdateExpression:    aws.String("SET #st = if_not_exists(#st, :closed), updated_at = :now ADD failures :one"),
 		ConditionExpression: aws.String("attribute_not_exists(#st) OR #st = :closed"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":closed": str(string(Closed)), ":one": num(1), ":now": millis(now),
+			":closed": store.S(string(Closed)), ":one": store.N(1), ":now": store.Millis(now),
 		},
 	})
 	var lost *lostRace
@@ -397,8 +397,8 @@ func (b *Breaker) open(ctx context.Context, now time.Time, failures int) {
 		UpdateExpression:    aws.String("SET #st = :open, open_until = :until, opened_by = :me, opened_at = :now, failures = :zero, updated_at = :now REMOVE probe_until, probe_owner"),
 		ConditionExpression: aws.String("(attribute_not_exists(#st) OR #st = :closed) AND failures >= :threshold"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":open": str(string(Open)), ":closed": str(string(Closed)), ":until": millis(until), ":me": str(b.s.ID),
-			":now": millis(now), ":zero": num(0), ":threshold": num(b.s.Threshold),
+			":open": store.S(string(Open)), ":closed": store.S(string(Closed)), ":until": store.Millis(until), ":me": store.S(b.s.ID),
+			":now": store.Millis(now), ":zero": store.N(0), ":threshold": store.N(b.s.Threshold),
 		},
 	})
 	var lost *lostRace
@@ -420,7 +420,7 @@ func (b *Breaker) reset(ctx context.Context, now time.Time) {
 		UpdateExpression:    aws.String("SET failures = :zero, updated_at = :now"),
 		ConditionExpression: aws.String("#st = :closed AND failures > :zero"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":closed": str(string(Closed)), ":zero": num(0), ":now": millis(now),
+			":closed": store.S(string(Closed)), ":zero": store.N(0), ":now": store.Millis(now),
 		},
 	})
 	var lost *lostRace
@@ -432,19 +432,19 @@ func (b *Breaker) reset(ctx context.Context, now time.Time) {
 // probeDone applies the probe's outcome, if this caller still holds the probe lease.
 func (b *Breaker) probeDone(ctx context.Context, t *Ticket, now time.Time, callErr error, outage bool) {
 	cond := aws.String("#st = :half AND probe_owner = :owner")
-	vals := map[string]types.AttributeValue{":half": str(string(HalfOpen)), ":owner": str(t.owner), ":now": millis(now)}
+	vals := map[string]types.AttributeValue{":half": store.S(string(HalfOpen)), ":owner": store.S(t.owner), ":now": store.Millis(now)}
 	in := &dynamodb.UpdateItemInput{ConditionExpression: cond, ExpressionAttributeValues: vals}
 	var op, msg string
 	switch {
 	case callErr == nil:
 		op, msg = "close", "circuit breaker closed: the probe succeeded"
 		in.UpdateExpression = aws.String("SET #st = :closed, failures = :zero, updated_at = :now REMOVE probe_until, probe_owner, open_until")
-		vals[":closed"], vals[":zero"] = str(string(Closed)), num(0)
+		vals[":closed"], vals[":zero"] = store.S(string(Closed)), store.N(0)
 	case outage:
 		op, msg = "reopen", "circuit breaker reopened: the probe failed"
 		b.forget()
 		in.UpdateExpression = aws.String("SET #st = :open, open_until = :until, opened_by = :me, opened_at = :now, failures = :zero, updated_at = :now REMOVE probe_until, probe_owner")
-		vals[":open"], vals[":until"], vals[":me"], vals[":zero"] = str(string(Open)), millis(now.Add(b.s.OpenFor)), str(b.s.ID), num(0)
+		vals[":open"], vals[":until"], vals[":me"], vals[":zero"] = store.S(string(Open)), store.Millis(now.Add(b.s.OpenFor)), store.S(b.s.ID), store.N(0)
 	default:
 		// Neither success nor outage (a 4xx, a cancelled call): it says nothing about the
 		// dependency, so let the next caller probe instead.
@@ -478,14 +478,14 @@ func (b *Breaker) probeDone(ctx context.Context, t *Ticket, now time.Time, callE
 // state, and stops probes. Other environments see it within CacheMaxAge.
 func (b *Breaker) ForceOpen(ctx context.Context, reason string, until time.Time) error {
 	now := b.s.Now()
-	u := num(0)
+	u := store.N(0)
 	if !until.IsZero() {
-		u = millis(until)
+		u = store.Millis(until)
 	}
 	_, err := b.update(ctx, now, &dynamodb.UpdateItemInput{
 		UpdateExpression: aws.String("SET #st = if_not_exists(#st, :closed), forced_until = :until, forced_reason = :reason, forced_at = :now, forced_by = :me, updated_at = :now"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":closed": str(string(Closed)), ":until": u, ":reason": str(reason), ":now": millis(now), ":me": str(b.s.ID),
+			":closed": store.S(string(Closed)), ":until": u, ":reason": store.S(reason), ":now": store.Millis(now), ":me": store.S(b.s.ID),
 		},
 	})
 	if err != nil {
@@ -503,7 +503,7 @@ func (b *Breaker) Clear(ctx context.Context) error {
 	_, err := b.update(ctx, now, &dynamodb.UpdateItemInput{
 		UpdateExpression: aws.String("SET #st = if_not_exists(#st, :closed), updated_at = :now REMOVE forced_until, forced_reason, forced_at, forced_by"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":closed": str(string(Closed)), ":now": millis(now),
+			":closed": store.S(string(Closed)), ":now": store.Millis(now),
 		},
 	})
 	if err != nil {
@@ -606,10 +606,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-func num(n int) types.AttributeValue    { return &types.AttributeValueMemberN{Value: strconv.Itoa(n)} }
-func millis(t time.Time) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(t.UnixMilli(), 10)}
 }

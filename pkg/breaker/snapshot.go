@@ -1,10 +1,11 @@
 package breaker
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 // Snapshot is the stored state of one breaker. Times are kept in the item as unix
@@ -35,43 +36,20 @@ func decode(item map[string]types.AttributeValue) *Snapshot {
 	if item == nil {
 		return s
 	}
-	if v := getS(item, "state"); v != "" {
+	if v := store.String(item, "state"); v != "" {
 		s.State = State(v)
 	}
-	s.Failures = int(getN(item, "failures"))
-	s.OpenUntil = getTime(item, "open_until")
-	s.OpenedBy = getS(item, "opened_by")
-	s.OpenedAt = getTime(item, "opened_at")
-	s.ProbeUntil = getTime(item, "probe_until")
-	s.ProbeOwner = getS(item, "probe_owner")
+	s.Failures = int(store.Int(item, "failures"))
+	s.OpenUntil = store.Time(item, "open_until")
+	s.OpenedBy = store.String(item, "opened_by")
+	s.OpenedAt = store.Time(item, "opened_at")
+	s.ProbeUntil = store.Time(item, "probe_until")
+	s.ProbeOwner = store.String(item, "probe_owner")
 	if _, ok := item["forced_until"]; ok {
 		s.Forced = true
-		s.ForcedUntil = getTime(item, "forced_until")
-		s.ForcedReason = getS(item, "forced_reason")
-		s.ForcedBy = getS(item, "forced_by")
+		s.ForcedUntil = store.Time(item, "forced_until")
+		s.ForcedReason = store.String(item, "forced_reason")
+		s.ForcedBy = store.String(item, "forced_by")
 	}
 	return s
-}
-
-func getS(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func getN(item map[string]types.AttributeValue, name string) int64 {
-	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
-		n, _ := strconv.ParseInt(v.Value, 10, 64)
-		return n
-	}
-	return 0
-}
-
-// getTime reads unix milliseconds; 0 or absent is the zero time.
-func getTime(item map[string]types.AttributeValue, name string) time.Time {
-	if ms := getN(item, name); ms != 0 {
-		return time.UnixMilli(ms)
-	}
-	return time.Time{}
 }

@@ -65,8 +65,8 @@ func (s *Store) now() time.Time {
 // Key is the state-table key of a caller's link.
 func Key(callerSysID string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		store.PK: &types.AttributeValueMemberS{Value: "CALLER#" + callerSysID},
-		store.SK: &types.AttributeValueMemberS{Value: SK},
+		store.PK: store.S("CALLER#" + callerSysID),
+		store.SK: store.S(SK),
 	}
 }
 
@@ -82,11 +82,11 @@ func (s *Store) Put(ctx context.Context, l Link) (Link, error) {
 	now := s.now().UTC()
 	l.RecordedAt, l.ExpiresAt = now, now.Add(ttl).Truncate(time.Second)
 	item := Key(l.CallerSysID)
-	item["conversation_id"] = &types.AttributeValueMemberS{Value: l.ConversationID}
-	item["recorded_at"] = &types.AttributeValueMemberS{Value: now.Format(time.RFC3339Nano)}
-	item[store.ExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(l.ExpiresAt.Unix(), 10)}
+	item["conversation_id"] = store.S(l.ConversationID)
+	item["recorded_at"] = store.S(now.Format(time.RFC3339Nano))
+	item[store.ExpiresAt] = store.N(l.ExpiresAt.Unix())
 	if l.ParticipantID != "" {
-		item["participant_id"] = &types.AttributeValueMemberS{Value: l.ParticipantID}
+		item["participant_id"] = store.S(l.ParticipantID)
 	}
 	if _, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item}); err != nil {
 		return Link{}, fmt.Errorf("callerlink: record waiting conversation: %w", err)
@@ -104,8 +104,8 @@ func (s *Store) Get(ctx context.Context, callerSysID string) (l Link, found bool
 	if out.Item == nil {
 		return Link{}, false, nil
 	}
-	l = Link{CallerSysID: callerSysID, ConversationID: str(out.Item, "conversation_id"), ParticipantID: str(out.Item, "participant_id")}
-	if t, err := time.Parse(time.RFC3339Nano, str(out.Item, "recorded_at")); err == nil {
+	l = Link{CallerSysID: callerSysID, ConversationID: store.String(out.Item, "conversation_id"), ParticipantID: store.String(out.Item, "participant_id")}
+	if t, err := time.Parse(time.RFC3339Nano, store.String(out.Item, "recorded_at")); err == nil {
 		l.RecordedAt = t.UTC()
 	}
 	if n, ok := out.Item[store.ExpiresAt].(*types.AttributeValueMemberN); ok {
@@ -117,11 +117,4 @@ func (s *Store) Get(ctx context.Context, callerSysID string) (l Link, found bool
 		return Link{}, false, nil
 	}
 	return l, true, nil
-}
-
-func str(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -104,7 +103,7 @@ func (s *Store) now() time.Time {
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{store.PK: str(pk), store.SK: str(sk)}
+	return map[string]types.AttributeValue{store.PK: store.S(pk), store.SK: store.S(sk)}
 }
 
 func contactKey(contactID string) map[string]types.AttributeValue {
@@ -115,63 +114,32 @@ func guardKey(kind, id string) map[string]types.AttributeValue {
 	return key("REPLAY#"+kind+"#"+id, "REPLAY")
 }
 
-func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-func num(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
 func boolean(b bool) types.AttributeValue {
-	return &types.AttributeValueMemberBOOL{Value: b}
-}
-
-func getS(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func getN(item map[string]types.AttributeValue, name string) int64 {
-	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
-		n, _ := strconv.ParseInt(v.Value, 10, 64)
-		return n
-	}
-	return 0
-}
-
-func getBool(item map[string]types.AttributeValue, name string) bool {
-	v, ok := item[name].(*types.AttributeValueMemberBOOL)
-	return ok && v.Value
-}
-
-func getMillis(item map[string]types.AttributeValue, name string) time.Time {
-	if n := getN(item, name); n > 0 {
-		return time.UnixMilli(n)
-	}
-	return time.Time{}
+	return store.B(b)
 }
 
 func decodeLink(item map[string]types.AttributeValue) Link {
 	return Link{
-		ContactID:       getS(item, "contact_id"),
-		State:           getS(item, "state"),
-		RequestKey:      getS(item, "request_key"),
-		ServiceDeskID:   getS(item, "service_desk_id"),
-		Generation:      int(getN(item, "generation")),
-		CreationToken:   getS(item, "creation_token"),
-		CreationMessage: getS(item, "creation_message"),
-		ConversationID:  getS(item, "conversation_id"),
-		ChannelID:       getS(item, "channel_id"),
-		Platform:        getS(item, "platform"),
-		LastInbound:     getMillis(item, "last_inbound"),
-		Phase:           getS(item, "phase"),
-		CommentID:       getS(item, "comment_id"),
-		CommentAfter:    getS(item, "comment_after"),
-		AgentReply:      getS(item, "agent_reply"),
-		CustomerID:      getS(item, "customer_account_id"),
-		ContactName:     getS(item, "contact_name"),
-		ClosedReason:    getS(item, "closed_reason"),
-		leaseOwner:      getS(item, "lease_owner"),
-		leaseUntil:      getMillis(item, "lease_until"),
+		ContactID:       store.String(item, "contact_id"),
+		State:           store.String(item, "state"),
+		RequestKey:      store.String(item, "request_key"),
+		ServiceDeskID:   store.String(item, "service_desk_id"),
+		Generation:      int(store.Int(item, "generation")),
+		CreationToken:   store.String(item, "creation_token"),
+		CreationMessage: store.String(item, "creation_message"),
+		ConversationID:  store.String(item, "conversation_id"),
+		ChannelID:       store.String(item, "channel_id"),
+		Platform:        store.String(item, "platform"),
+		LastInbound:     store.Time(item, "last_inbound"),
+		Phase:           store.String(item, "phase"),
+		CommentID:       store.String(item, "comment_id"),
+		CommentAfter:    store.String(item, "comment_after"),
+		AgentReply:      store.String(item, "agent_reply"),
+		CustomerID:      store.String(item, "customer_account_id"),
+		ContactName:     store.String(item, "contact_name"),
+		ClosedReason:    store.String(item, "closed_reason"),
+		leaseOwner:      store.String(item, "lease_owner"),
+		leaseUntil:      store.Time(item, "lease_until"),
 	}
 }
 
@@ -180,7 +148,7 @@ func (l Link) attrs() map[string]types.AttributeValue {
 	m := map[string]types.AttributeValue{}
 	set := func(name, v string) {
 		if v != "" {
-			m[name] = str(v)
+			m[name] = store.S(v)
 		}
 	}
 	set("contact_id", l.ContactID)
@@ -199,9 +167,9 @@ func (l Link) attrs() map[string]types.AttributeValue {
 	set("customer_account_id", l.CustomerID)
 	set("contact_name", l.ContactName)
 	set("closed_reason", l.ClosedReason)
-	m["generation"] = num(int64(l.Generation))
+	m["generation"] = store.N(int64(l.Generation))
 	if !l.LastInbound.IsZero() {
-		m["last_inbound"] = num(l.LastInbound.UnixMilli())
+		m["last_inbound"] = store.N(l.LastInbound.UnixMilli())
 	}
 	return m
 }
@@ -318,8 +286,8 @@ type Lease struct {
 // tryLease takes the contact's lease if it is free or expired. The link item is created when
 // the contact has none.
 func (s *Store) tryLease(ctx context.Context, contactID, owner string, until time.Time) (*Lease, bool, error) {
-	u := newUpdate().set("lease_owner", str(owner)).set("lease_until", num(until.UnixMilli())).set("contact_id", str(contactID))
-	u.value("now", num(s.now().UnixMilli()))
+	u := newUpdate().set("lease_owner", store.S(owner)).set("lease_until", store.N(until.UnixMilli())).set("contact_id", store.S(contactID))
+	u.value("now", store.N(s.now().UnixMilli()))
 	in := u.input(s.Table, contactKey(contactID), "attribute_not_exists(#lease_until) OR #lease_until < :now OR #lease_owner = :lease_owner")
 	in.ReturnValues = types.ReturnValueAllNew
 	out, err := s.DB.UpdateItem(ctx, in)
@@ -362,11 +330,11 @@ func (s *Store) Acquire(ctx context.Context, contactID, owner string, until, wai
 func (l *Lease) Save(ctx context.Context, link Link) error {
 	link.ContactID = l.contact
 	u := newUpdate().link(link, false)
-	u.value("me", str(l.owner))
+	u.value("me", store.S(l.owner))
 	cond := "lease_owner = :me AND attribute_not_exists(#prev_state)"
 	if prev := l.Link.State; prev != "" {
 		cond = "lease_owner = :me AND #prev_state = :prev_state"
-		u.value("prev_state", str(prev))
+		u.value("prev_state", store.S(prev))
 	}
 	u.names["#prev_state"] = "state"
 	_, err := l.s.DB.UpdateItem(ctx, u.input(l.s.Table, contactKey(l.contact), cond))
@@ -387,11 +355,11 @@ func (l *Lease) Open(ctx context.Context, link Link) error {
 	link.State = StateOpen
 	link.CreationToken, link.CreationMessage = "", ""
 	u := newUpdate().link(link, true)
-	u.value("me", str(l.owner))
+	u.value("me", store.S(l.owner))
 	upd := u.input(l.s.Table, contactKey(l.contact), "lease_owner = :me")
 	index := key("REQUEST#"+link.RequestKey, "LINK")
-	index["contact_id"] = str(l.contact)
-	index["created_at"] = num(l.s.now().UnixMilli())
+	index["contact_id"] = store.S(l.contact)
+	index["created_at"] = store.N(l.s.now().UnixMilli())
 	_, err := l.s.DB.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Update: &types.Update{TableName: upd.TableName, Key: upd.Key, UpdateExpression: upd.UpdateExpression, ConditionExpression: upd.ConditionExpression,
 			ExpressionAttributeNames: upd.ExpressionAttributeNames, ExpressionAttributeValues: upd.ExpressionAttributeValues}},
@@ -410,7 +378,7 @@ func (l *Lease) Open(ctx context.Context, link Link) error {
 // Release gives the lease up. Losing it meanwhile is not an error: there is nothing to give up.
 func (l *Lease) Release(ctx context.Context) error {
 	u := newUpdate().remove("lease_owner").remove("lease_until")
-	u.value("me", str(l.owner))
+	u.value("me", store.S(l.owner))
 	_, err := l.s.DB.UpdateItem(ctx, u.input(l.s.Table, contactKey(l.contact), "#lease_owner = :me"))
 	if err != nil && !isConditionFailed(err) {
 		return fmt.Errorf("release the lease of contact %s: %w", l.contact, err)
@@ -428,7 +396,7 @@ func (s *Store) LinkByRequest(ctx context.Context, requestKey string) (Link, boo
 	if err != nil {
 		return Link{}, false, fmt.Errorf("read the link of %s: %w", requestKey, err)
 	}
-	contact := getS(out.Item, "contact_id")
+	contact := store.String(out.Item, "contact_id")
 	if contact == "" {
 		return Link{}, false, nil
 	}
@@ -475,8 +443,8 @@ func (s *Store) PutLink(ctx context.Context, link Link) error {
 // moved conversation are single writes that must not wait for a customer's messages to be
 // processed. It reports false when the link no longer belongs to the request.
 func (s *Store) onOpenLink(ctx context.Context, contactID, requestKey string, u *update) (bool, error) {
-	u.value("key", str(requestKey))
-	u.value("open", str(StateOpen))
+	u.value("key", store.S(requestKey))
+	u.value("open", store.S(StateOpen))
 	_, err := s.DB.UpdateItem(ctx, u.input(s.Table, contactKey(contactID), "request_key = :key AND #state = :open"))
 	if isConditionFailed(err) {
 		return false, nil
@@ -490,7 +458,7 @@ func (s *Store) onOpenLink(ctx context.Context, contactID, requestKey string, u 
 // SetAgentReply records the latest public agent comment: the end user's next message starts a
 // new comment.
 func (s *Store) SetAgentReply(ctx context.Context, l Link, commentID string) (bool, error) {
-	u := newUpdate().set("agent_reply", str(commentID))
+	u := newUpdate().set("agent_reply", store.S(commentID))
 	u.name("state")
 	return s.onOpenLink(ctx, l.ContactID, l.RequestKey, u)
 }
@@ -498,14 +466,14 @@ func (s *Store) SetAgentReply(ctx context.Context, l Link, commentID string) (bo
 // SetConversation records that replies now go to another conversation (MessageBird opened a new
 // one because the old was archived).
 func (s *Store) SetConversation(ctx context.Context, l Link, conversationID string) (bool, error) {
-	u := newUpdate().set("conversation_id", str(conversationID))
+	u := newUpdate().set("conversation_id", store.S(conversationID))
 	u.name("state")
 	return s.onOpenLink(ctx, l.ContactID, l.RequestKey, u)
 }
 
 // Close ends the link: the end user's next message starts a new request.
 func (s *Store) Close(ctx context.Context, l Link, reason string) (bool, error) {
-	u := newUpdate().set("state", str(StateClosed)).set("closed_reason", str(reason)).set("closed_at", num(s.now().UnixMilli()))
+	u := newUpdate().set("state", store.S(StateClosed)).set("closed_reason", store.S(reason)).set("closed_at", store.N(s.now().UnixMilli()))
 	return s.onOpenLink(ctx, l.ContactID, l.RequestKey, u)
 }
 
@@ -518,14 +486,14 @@ func (s *Store) Seen(ctx context.Context, kind, id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read replay guard %s: %w", kind, err)
 	}
-	return out.Item != nil && getN(out.Item, store.ExpiresAt) >= s.now().Unix(), nil
+	return out.Item != nil && store.Int(out.Item, store.ExpiresAt) >= s.now().Unix(), nil
 }
 
 // Mark writes a guard that lives until expires.
 func (s *Store) Mark(ctx context.Context, kind, id string, expires time.Time) error {
 	item := guardKey(kind, id)
-	item[store.ExpiresAt] = num(expires.Unix())
-	item["status"] = str("COMPLETED")
+	item[store.ExpiresAt] = store.N(expires.Unix())
+	item["status"] = store.S("COMPLETED")
 	if _, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item}); err != nil {
 		return fmt.Errorf("write replay guard %s: %w", kind, err)
 	}
@@ -535,11 +503,11 @@ func (s *Store) Mark(ctx context.Context, kind, id string, expires time.Time) er
 // MarkOnce writes a guard unless a live one exists; it reports whether this call wrote it.
 func (s *Store) MarkOnce(ctx context.Context, kind, id string, expires time.Time) (bool, error) {
 	item := guardKey(kind, id)
-	item[store.ExpiresAt] = num(expires.Unix())
-	item["status"] = str("COMPLETED")
+	item[store.ExpiresAt] = store.N(expires.Unix())
+	item["status"] = store.S("COMPLETED")
 	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item,
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(s.now().Unix())}})
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": store.N(s.now().Unix())}})
 	if isConditionFailed(err) {
 		return false, nil
 	}
@@ -573,23 +541,23 @@ type ClaimInfo struct {
 func (s *Store) ClaimWork(ctx context.Context, kind, id, owner string, leaseUntil, expires time.Time) (ClaimInfo, error) {
 	now := s.now()
 	item := guardKey(kind, id)
-	item["status"] = str("INPROGRESS")
-	item["owner"] = str(owner)
-	item["lease_until"] = num(leaseUntil.UnixMilli())
-	item["started"] = num(now.UnixMilli())
-	item[store.ExpiresAt] = num(expires.Unix())
+	item["status"] = store.S("INPROGRESS")
+	item["owner"] = store.S(owner)
+	item["lease_until"] = store.N(leaseUntil.UnixMilli())
+	item["started"] = store.N(now.UnixMilli())
+	item[store.ExpiresAt] = store.N(expires.Unix())
 	out, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item,
 		ConditionExpression:                 aws.String("attribute_not_exists(pk) OR expires_at < :nows OR (#status = :inprogress AND lease_until < :now)"),
 		ExpressionAttributeNames:            map[string]string{"#status": "status"},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":nows": num(now.Unix()), ":inprogress": str("INPROGRESS")},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": store.N(now.UnixMilli()), ":nows": store.N(now.Unix()), ":inprogress": store.S("INPROGRESS")},
 		ReturnValues:                        types.ReturnValueAllOld,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case errors.As(err, &ccf):
-		info := ClaimInfo{Claim: Busy, Started: getMillis(ccf.Item, "started"), Data: guardData(ccf.Item)}
-		if getS(ccf.Item, "status") == "COMPLETED" {
+		info := ClaimInfo{Claim: Busy, Started: store.Time(ccf.Item, "started"), Data: guardData(ccf.Item)}
+		if store.String(ccf.Item, "status") == "COMPLETED" {
 			info.Claim = Completed
 		}
 		return info, nil
@@ -597,8 +565,8 @@ func (s *Store) ClaimWork(ctx context.Context, kind, id, owner string, leaseUnti
 		return ClaimInfo{}, fmt.Errorf("claim %s %s: %w", kind, id, err)
 	}
 	info := ClaimInfo{Claim: Claimed}
-	if old := out.Attributes; getS(old, "status") == "INPROGRESS" && getN(old, store.ExpiresAt) >= now.Unix() {
-		info.TakenOver, info.Started = true, getMillis(old, "started")
+	if old := out.Attributes; store.String(old, "status") == "INPROGRESS" && store.Int(old, store.ExpiresAt) >= now.Unix() {
+		info.TakenOver, info.Started = true, store.Time(old, "started")
 	}
 	return info, nil
 }
@@ -606,10 +574,10 @@ func (s *Store) ClaimWork(ctx context.Context, kind, id, owner string, leaseUnti
 // CompleteWork is the second phase: the work is done; data is kept with the guard.
 func (s *Store) CompleteWork(ctx context.Context, kind, id string, expires time.Time, data map[string]string) error {
 	item := guardKey(kind, id)
-	item["status"] = str("COMPLETED")
-	item[store.ExpiresAt] = num(expires.Unix())
+	item["status"] = store.S("COMPLETED")
+	item[store.ExpiresAt] = store.N(expires.Unix())
 	for k, v := range data {
-		item["d_"+k] = str(v)
+		item["d_"+k] = store.S(v)
 	}
 	if _, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item}); err != nil {
 		return fmt.Errorf("complete %s %s: %w", kind, id, err)
@@ -622,7 +590,7 @@ func (s *Store) ReleaseWork(ctx context.Context, kind, id, owner string) error {
 	_, err := s.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.Table), Key: guardKey(kind, id),
 		ConditionExpression:       aws.String("#status = :inprogress AND #owner = :me"),
 		ExpressionAttributeNames:  map[string]string{"#status": "status", "#owner": "owner"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":inprogress": str("INPROGRESS"), ":me": str(owner)}})
+		ExpressionAttributeValues: map[string]types.AttributeValue{":inprogress": store.S("INPROGRESS"), ":me": store.S(owner)}})
 	if err != nil && !isConditionFailed(err) {
 		return fmt.Errorf("release %s %s: %w", kind, id, err)
 	}
@@ -633,7 +601,7 @@ func guardData(item map[string]types.AttributeValue) map[string]string {
 	out := map[string]string{}
 	for k := range item {
 		if d, ok := strings.CutPrefix(k, "d_"); ok {
-			out[d] = getS(item, k)
+			out[d] = store.String(item, k)
 		}
 	}
 	return out
@@ -650,9 +618,9 @@ type MessageProgress struct {
 
 // BeginMessage counts an attempt at a message and returns its progress.
 func (s *Store) BeginMessage(ctx context.Context, messageID string, expires time.Time) (MessageProgress, error) {
-	u := newUpdate().set(store.ExpiresAt, num(expires.Unix()))
+	u := newUpdate().set(store.ExpiresAt, store.N(expires.Unix()))
 	u.sets = append(u.sets, "attempts = if_not_exists(attempts, :zero) + :one")
-	u.values[":zero"], u.values[":one"] = num(0), num(1)
+	u.values[":zero"], u.values[":one"] = store.N(0), store.N(1)
 	in := u.input(s.Table, guardKey("mbmsg", messageID), "")
 	in.ReturnValues = types.ReturnValueAllNew
 	out, err := s.DB.UpdateItem(ctx, in)
@@ -660,7 +628,7 @@ func (s *Store) BeginMessage(ctx context.Context, messageID string, expires time
 		return MessageProgress{}, fmt.Errorf("record message %s: %w", messageID, err)
 	}
 	a := out.Attributes
-	return MessageProgress{Attempt: int(getN(a, "attempts")), TextDone: getBool(a, "text_done"), MediaDone: getBool(a, "media_done"), Done: getS(a, "status") == "COMPLETED"}, nil
+	return MessageProgress{Attempt: int(store.Int(a, "attempts")), TextDone: store.Bool(a, "text_done"), MediaDone: store.Bool(a, "media_done"), Done: store.String(a, "status") == "COMPLETED"}, nil
 }
 
 // MessageStep records a finished step ("text_done", "media_done") or the whole message
@@ -668,7 +636,7 @@ func (s *Store) BeginMessage(ctx context.Context, messageID string, expires time
 func (s *Store) MessageStep(ctx context.Context, messageID, step string) error {
 	u := newUpdate()
 	if step == "status" {
-		u.set("status", str("COMPLETED"))
+		u.set("status", store.S("COMPLETED"))
 	} else {
 		u.set(step, boolean(true))
 	}
@@ -684,5 +652,5 @@ func (s *Store) MessageDone(ctx context.Context, messageID string) (bool, error)
 	if err != nil {
 		return false, fmt.Errorf("read message %s: %w", messageID, err)
 	}
-	return getS(out.Item, "status") == "COMPLETED", nil
+	return store.String(out.Item, "status") == "COMPLETED", nil
 }

@@ -122,10 +122,10 @@ func (o *Outage) ReadFlag(ctx context.Context, target string, consistent bool) (
 	}
 	it := out.Item
 	f = Flag{
-		Target: target, Active: getBool(it, "active"),
-		Master:  Master{Key: getS(it, "master_key"), SysID: getS(it, "master_sys_id")},
-		Message: getS(it, "message"), Reason: getS(it, "reason"), SetBy: getS(it, "set_by"),
-		SetAt: getTime(it, "set_at"), Until: getTime(it, "until"),
+		Target: target, Active: store.Bool(it, "active"),
+		Master:  Master{Key: store.String(it, "master_key"), SysID: store.String(it, "master_sys_id")},
+		Message: store.String(it, "message"), Reason: store.String(it, "reason"), SetBy: store.String(it, "set_by"),
+		SetAt: store.Time(it, "set_at"), Until: store.Time(it, "until"),
 	}
 	if !f.Set(o.now()) {
 		return Flag{Target: target}, true, nil
@@ -145,17 +145,17 @@ func (o *Outage) SetFlag(ctx context.Context, f Flag) error {
 		f.SetAt = o.now()
 	}
 	item := map[string]types.AttributeValue{
-		store.PK: str(flagPKPrefix + f.Target), store.SK: str(flagSK),
-		"active": boolV(f.Active), "master_key": str(f.Master.Key), "set_at": numI(f.SetAt.UnixMilli()),
+		store.PK: store.S(flagPKPrefix + f.Target), store.SK: store.S(flagSK),
+		"active": store.B(f.Active), "master_key": store.S(f.Master.Key), "set_at": store.N(f.SetAt.UnixMilli()),
 	}
 	for k, v := range map[string]string{"master_sys_id": f.Master.SysID, "message": f.Message, "reason": f.Reason, "set_by": f.SetBy} {
 		if v != "" {
-			item[k] = str(v)
+			item[k] = store.S(v)
 		}
 	}
 	if !f.Until.IsZero() {
-		item["until"] = numI(f.Until.UnixMilli())
-		item[store.ExpiresAt] = numI(f.Until.Add(24 * time.Hour).Unix())
+		item["until"] = store.N(f.Until.UnixMilli())
+		item[store.ExpiresAt] = store.N(f.Until.Add(24 * time.Hour).Unix())
 	}
 	if _, err := o.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: item}); err != nil {
 		return fmt.Errorf("write outage flag: %w", err)
@@ -186,12 +186,12 @@ func (o *Outage) forget(target string) {
 func (o *Outage) Link(ctx context.Context, target string, m Master, e *Escalation) error {
 	now := o.now()
 	item := map[string]types.AttributeValue{
-		store.PK: str(masterPKPrefix + target + "#" + m.Key), store.SK: str(dueKey(now, e.ID)),
-		"id": str(e.ID), "conversation_id": str(e.ConversationID), "trigger": str(string(e.Trigger)),
-		"occurred_at": numI(e.OccurredAt.UnixMilli()), store.ExpiresAt: numI(now.Add(14 * 24 * time.Hour).Unix()),
+		store.PK: store.S(masterPKPrefix + target + "#" + m.Key), store.SK: store.S(dueKey(now, e.ID)),
+		"id": store.S(e.ID), "conversation_id": store.S(e.ConversationID), "trigger": store.S(string(e.Trigger)),
+		"occurred_at": store.N(e.OccurredAt.UnixMilli()), store.ExpiresAt: store.N(now.Add(14 * 24 * time.Hour).Unix()),
 	}
 	if e.QueueName != "" {
-		item["queue"] = str(e.QueueName)
+		item["queue"] = store.S(e.QueueName)
 	}
 	if _, err := o.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: item}); err != nil {
 		return fmt.Errorf("record outage link: %w", err)
@@ -210,10 +210,10 @@ func (o *Outage) register(ctx context.Context, target string, m Master, now time
 		return nil
 	}
 	expr := "SET registered_at = :now, master_key = :key, target = :target"
-	vals := map[string]types.AttributeValue{":now": numI(now.UnixMilli()), ":key": str(m.Key), ":target": str(target)}
+	vals := map[string]types.AttributeValue{":now": store.N(now.UnixMilli()), ":key": store.S(m.Key), ":target": store.S(target)}
 	if m.SysID != "" {
 		expr += ", master_sys_id = if_not_exists(master_sys_id, :sys)"
-		vals[":sys"] = str(m.SysID)
+		vals[":sys"] = store.S(m.SysID)
 	}
 	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(o.Table), Key: key(mastersPK, k),
@@ -243,7 +243,7 @@ func (o *Outage) Masters(ctx context.Context) ([]MasterRef, error) {
 	out, err := o.DB.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(o.Table),
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(mastersPK)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(mastersPK)},
 		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {
@@ -252,8 +252,8 @@ func (o *Outage) Masters(ctx context.Context) ([]MasterRef, error) {
 	var refs []MasterRef
 	for _, it := range out.Items {
 		refs = append(refs, MasterRef{
-			Target: getS(it, "target"), Master: Master{Key: getS(it, "master_key"), SysID: getS(it, "master_sys_id")},
-			RegisteredAt: getTime(it, "registered_at"),
+			Target: store.String(it, "target"), Master: Master{Key: store.String(it, "master_key"), SysID: store.String(it, "master_sys_id")},
+			RegisteredAt: store.Time(it, "registered_at"),
 		})
 	}
 	return refs, nil
@@ -264,7 +264,7 @@ func (o *Outage) PendingLinks(ctx context.Context, ref MasterRef) (int, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(o.Table),
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(masterPKPrefix + ref.Target + "#" + ref.Master.Key)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(masterPKPrefix + ref.Target + "#" + ref.Master.Key)},
 		Select:                    types.SelectCount,
 	}
 	n := 0
@@ -325,7 +325,7 @@ func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, ma
 		}
 		_, err = o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName: aws.String(o.Table), Key: key(mastersPK, ref.Target+"#"+ref.Master.Key),
-			UpdateExpression: aws.String("SET master_sys_id = :sys"), ExpressionAttributeValues: map[string]types.AttributeValue{":sys": str(master.SysID)},
+			UpdateExpression: aws.String("SET master_sys_id = :sys"), ExpressionAttributeValues: map[string]types.AttributeValue{":sys": store.S(master.SysID)},
 		})
 		return FlushResult{Pending: true}, err
 	}
@@ -348,7 +348,7 @@ func (o *Outage) pending(ctx context.Context, pk string, limit int) ([]link, boo
 	out, err := o.DB.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(o.Table),
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(pk)},
 		ConsistentRead:            aws.Bool(true),
 		Limit:                     aws.Int32(int32(limit + 1)),
 	})
@@ -358,8 +358,8 @@ func (o *Outage) pending(ctx context.Context, pk string, limit int) ([]link, boo
 	var links []link
 	for _, it := range out.Items {
 		links = append(links, link{
-			sk: getS(it, store.SK), id: getS(it, "id"), conversation: getS(it, "conversation_id"),
-			trigger: getS(it, "trigger"), queue: getS(it, "queue"), occurred: getTime(it, "occurred_at"),
+			sk: store.String(it, store.SK), id: store.String(it, "id"), conversation: store.String(it, "conversation_id"),
+			trigger: store.String(it, "trigger"), queue: store.String(it, "queue"), occurred: store.Time(it, "occurred_at"),
 		})
 	}
 	more := len(links) > limit
@@ -378,7 +378,7 @@ func (o *Outage) takeMinute(ctx context.Context, ref MasterRef, now time.Time) (
 		UpdateExpression:    aws.String("SET note_minute = :m, note_at = :now, master_key = :key, target = :target"),
 		ConditionExpression: aws.String("attribute_not_exists(note_minute) OR note_minute < :m"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":m": numI(minute), ":now": numI(now.UnixMilli()), ":key": str(ref.Master.Key), ":target": str(ref.Target),
+			":m": store.N(minute), ":now": store.N(now.UnixMilli()), ":key": store.S(ref.Master.Key), ":target": store.S(ref.Target),
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -402,7 +402,7 @@ func (o *Outage) retire(ctx context.Context, ref MasterRef, now time.Time) error
 		TableName:                 aws.String(o.Table),
 		Key:                       key(mastersPK, ref.Target+"#"+ref.Master.Key),
 		ConditionExpression:       aws.String("registered_at < :cut"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":cut": numI(now.Add(-5 * time.Minute).UnixMilli())},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":cut": store.N(now.Add(-5 * time.Minute).UnixMilli())},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {

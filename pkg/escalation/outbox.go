@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -119,8 +117,8 @@ func (o *Outbox) keep() time.Duration {
 
 func (o *Outbox) pointer(it Item, expires time.Time) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		store.PK: str(pointerPK), store.SK: str(it.Escalation.ID), "slot": str(it.sk),
-		store.ExpiresAt: numI(expires.Unix()),
+		store.PK: store.S(pointerPK), store.SK: store.S(it.Escalation.ID), "slot": store.S(it.sk),
+		store.ExpiresAt: store.N(expires.Unix()),
 	}
 }
 
@@ -156,12 +154,12 @@ func (o *Outbox) query(ctx context.Context, pk string, upTo *string, limit int) 
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(o.Table),
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(pk)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(pk)},
 		ConsistentRead:            aws.Bool(true),
 	}
 	if upTo != nil {
 		in.KeyConditionExpression = aws.String("pk = :pk AND sk <= :upto")
-		in.ExpressionAttributeValues[":upto"] = str(*upTo)
+		in.ExpressionAttributeValues[":upto"] = store.S(*upTo)
 	}
 	var items []Item
 	for {
@@ -194,7 +192,7 @@ func (o *Outbox) Lease(ctx context.Context, it Item, d time.Duration) (bool, err
 		UpdateExpression:    aws.String("SET lease_until = :until"),
 		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":until": numI(now.Add(d).UnixMilli()), ":now": numI(now.UnixMilli()),
+			":until": store.N(now.Add(d).UnixMilli()), ":now": store.N(now.UnixMilli()),
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -299,34 +297,34 @@ func (o *Outbox) encode(pk string, it Item, expires time.Time) (map[string]types
 		return nil, fmt.Errorf("encode escalation: %w", err)
 	}
 	item := map[string]types.AttributeValue{
-		store.PK: str(pk), store.SK: str(it.sk),
-		"id": str(it.Escalation.ID), "target": str(it.Escalation.Target), "state": str(it.State),
-		"escalation": str(string(esc)), "created_at": numI(it.CreatedAt.UnixMilli()),
-		"due": numI(it.Due.UnixMilli()), "attempts": numI(int64(it.Attempts)),
-		store.ExpiresAt: numI(expires.Unix()),
+		store.PK: store.S(pk), store.SK: store.S(it.sk),
+		"id": store.S(it.Escalation.ID), "target": store.S(it.Escalation.Target), "state": store.S(it.State),
+		"escalation": store.S(string(esc)), "created_at": store.N(it.CreatedAt.UnixMilli()),
+		"due": store.N(it.Due.UnixMilli()), "attempts": store.N(int64(it.Attempts)),
+		store.ExpiresAt: store.N(expires.Unix()),
 	}
 	if it.LastError != "" {
-		item["last_error"] = str(it.LastError)
+		item["last_error"] = store.S(it.LastError)
 	}
 	if it.Reason != "" {
-		item["reason"] = str(it.Reason)
+		item["reason"] = store.S(it.Reason)
 	}
 	if !it.Since.IsZero() {
-		item["since"] = numI(it.Since.UnixMilli())
+		item["since"] = store.N(it.Since.UnixMilli())
 	}
 	if !it.FailedAt.IsZero() {
-		item["failed_at"] = numI(it.FailedAt.UnixMilli())
+		item["failed_at"] = store.N(it.FailedAt.UnixMilli())
 	}
 	return item, nil
 }
 
 func decodeItem(raw map[string]types.AttributeValue) (Item, error) {
 	it := Item{
-		sk: getS(raw, store.SK), State: getS(raw, "state"), LastError: getS(raw, "last_error"), Reason: getS(raw, "reason"),
-		CreatedAt: getTime(raw, "created_at"), Due: getTime(raw, "due"), Since: getTime(raw, "since"), FailedAt: getTime(raw, "failed_at"),
-		Attempts: int(getN(raw, "attempts")),
+		sk: store.String(raw, store.SK), State: store.String(raw, "state"), LastError: store.String(raw, "last_error"), Reason: store.String(raw, "reason"),
+		CreatedAt: store.Time(raw, "created_at"), Due: store.Time(raw, "due"), Since: store.Time(raw, "since"), FailedAt: store.Time(raw, "failed_at"),
+		Attempts: int(store.Int(raw, "attempts")),
 	}
-	if err := json.Unmarshal([]byte(getS(raw, "escalation")), &it.Escalation); err != nil {
+	if err := json.Unmarshal([]byte(store.String(raw, "escalation")), &it.Escalation); err != nil {
 		return Item{}, fmt.Errorf("outbox item %s: %w", it.sk, err)
 	}
 	return it, nil
@@ -342,38 +340,5 @@ func cancelled(err error, index int) bool {
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{store.PK: str(pk), store.SK: str(sk)}
+	return map[string]types.AttributeValue{store.PK: store.S(pk), store.SK: store.S(sk)}
 }
-
-func getS(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func getN(item map[string]types.AttributeValue, name string) int64 {
-	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
-		n, _ := strconv.ParseInt(strings.TrimSpace(v.Value), 10, 64)
-		return n
-	}
-	return 0
-}
-
-func getBool(item map[string]types.AttributeValue, name string) bool {
-	v, ok := item[name].(*types.AttributeValueMemberBOOL)
-	return ok && v.Value
-}
-
-func getTime(item map[string]types.AttributeValue, name string) time.Time {
-	if ms := getN(item, name); ms != 0 {
-		return time.UnixMilli(ms).UTC()
-	}
-	return time.Time{}
-}
-
-func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-func numI(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
-func boolV(b bool) types.AttributeValue { return &types.AttributeValueMemberBOOL{Value: b} }

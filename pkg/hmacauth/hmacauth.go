@@ -171,8 +171,8 @@ type ReplayGuard struct {
 // ReplayKey is the state-table key of a signature's marker.
 func (g *ReplayGuard) ReplayKey(signature string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		store.PK: &types.AttributeValueMemberS{Value: "REPLAY#" + g.Scheme + "#" + strings.ToLower(signature)},
-		store.SK: &types.AttributeValueMemberS{Value: "REPLAY"},
+		store.PK: store.S("REPLAY#" + g.Scheme + "#" + strings.ToLower(signature)),
+		store.SK: store.S("REPLAY"),
 	}
 }
 
@@ -180,14 +180,14 @@ func (g *ReplayGuard) ReplayKey(signature string) map[string]types.AttributeValu
 // seen before (and its marker has not expired), or the store's error.
 func (g *ReplayGuard) Claim(ctx context.Context, signature string, now, until time.Time) error {
 	item := g.ReplayKey(signature)
-	item[store.ExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(until.Unix(), 10)}
-	item["seen_at"] = &types.AttributeValueMemberS{Value: now.UTC().Format(time.RFC3339Nano)}
+	item[store.ExpiresAt] = store.N(until.Unix())
+	item["seen_at"] = store.S(now.UTC().Format(time.RFC3339Nano))
 	_, err := g.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(g.Table),
 		Item:      item,
 		// An expired marker that DynamoDB has not deleted yet does not count.
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR expires_at < :now"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": &types.AttributeValueMemberN{Value: strconv.FormatInt(now.Unix(), 10)}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": store.N(now.Unix())},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	switch {

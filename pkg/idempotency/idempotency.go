@@ -37,13 +37,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 // Record statuses, as Powertools writes them.
@@ -231,14 +232,14 @@ func (s *Store) tryClaim(ctx context.Context, id, validation string) (*Claim, *R
 		lease = min
 	}
 	item := map[string]types.AttributeValue{
-		attrID:                   str(id),
-		attrStatus:               str(StatusInProgress),
-		attrExpiration:           num(now.Add(s.cfg.Expires).Unix()),
-		attrInProgressExpiration: num(lease.UnixMilli()),
-		attrClaimedAt:            num(now.UnixMilli()),
+		attrID:                   store.S(id),
+		attrStatus:               store.S(StatusInProgress),
+		attrExpiration:           store.N(now.Add(s.cfg.Expires).Unix()),
+		attrInProgressExpiration: store.N(lease.UnixMilli()),
+		attrClaimedAt:            store.N(now.UnixMilli()),
 	}
 	if validation != "" {
-		item[attrValidation] = str(validation)
+		item[attrValidation] = store.S(validation)
 	}
 	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.cfg.Table),
@@ -251,7 +252,7 @@ func (s *Store) tryClaim(ctx context.Context, id, validation string) (*Claim, *R
 			"#id": attrID, "#exp": attrExpiration, "#st": attrStatus, "#ipe": attrInProgressExpiration,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": num(now.Unix()), ":inprogress": str(StatusInProgress), ":nowms": num(now.UnixMilli()),
+			":now": store.N(now.Unix()), ":inprogress": store.S(StatusInProgress), ":nowms": store.N(now.UnixMilli()),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
@@ -285,7 +286,7 @@ func (s *Store) tryClaim(ctx context.Context, id, validation string) (*Claim, *R
 func (s *Store) Get(ctx context.Context, id string) (*Record, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.cfg.Table),
-		Key:            map[string]types.AttributeValue{attrID: str(id)},
+		Key:            map[string]types.AttributeValue{attrID: store.S(id)},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -303,15 +304,15 @@ func (c *Claim) Complete(ctx context.Context, data []byte) error {
 	now := c.s.cfg.Now()
 	_, err := c.s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(c.s.cfg.Table),
-		Key:                 map[string]types.AttributeValue{attrID: str(c.id)},
+		Key:                 map[string]types.AttributeValue{attrID: store.S(c.id)},
 		UpdateExpression:    aws.String("SET #st = :completed, #data = :data, #exp = :exp REMOVE #ipe"),
 		ConditionExpression: aws.String("#st = :inprogress AND #ipe = :lease"),
 		ExpressionAttributeNames: map[string]string{
 			"#st": attrStatus, "#data": attrData, "#exp": attrExpiration, "#ipe": attrInProgressExpiration,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":completed": str(StatusCompleted), ":inprogress": str(StatusInProgress), ":data": str(string(data)),
-			":exp": num(now.Add(c.s.cfg.Expires).Unix()), ":lease": num(c.lease),
+			":completed": store.S(StatusCompleted), ":inprogress": store.S(StatusInProgress), ":data": store.S(string(data)),
+			":exp": store.N(now.Add(c.s.cfg.Expires).Unix()), ":lease": store.N(c.lease),
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -328,11 +329,11 @@ func (c *Claim) Complete(ctx context.Context, data []byte) error {
 func (c *Claim) Release(ctx context.Context) error {
 	_, err := c.s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                aws.String(c.s.cfg.Table),
-		Key:                      map[string]types.AttributeValue{attrID: str(c.id)},
+		Key:                      map[string]types.AttributeValue{attrID: store.S(c.id)},
 		ConditionExpression:      aws.String("#st = :inprogress AND #ipe = :lease"),
 		ExpressionAttributeNames: map[string]string{"#st": attrStatus, "#ipe": attrInProgressExpiration},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":inprogress": str(StatusInProgress), ":lease": num(c.lease),
+			":inprogress": store.S(StatusInProgress), ":lease": store.N(c.lease),
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -351,12 +352,12 @@ func (c *Claim) Release(ctx context.Context) error {
 func (s *Store) Replace(ctx context.Context, id string, data []byte) error {
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.cfg.Table),
-		Key:                      map[string]types.AttributeValue{attrID: str(id)},
+		Key:                      map[string]types.AttributeValue{attrID: store.S(id)},
 		UpdateExpression:         aws.String("SET #data = :data"),
 		ConditionExpression:      aws.String("#st = :completed AND #exp >= :now"),
 		ExpressionAttributeNames: map[string]string{"#st": attrStatus, "#data": attrData, "#exp": attrExpiration},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":completed": str(StatusCompleted), ":data": str(string(data)), ":now": num(s.cfg.Now().Unix()),
+			":completed": store.S(StatusCompleted), ":data": store.S(string(data)), ":now": store.N(s.cfg.Now().Unix()),
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -380,41 +381,21 @@ func (r *Record) stale(now time.Time) bool {
 
 func decode(item map[string]types.AttributeValue) *Record {
 	r := &Record{
-		ID:         getS(item, attrID),
-		Status:     getS(item, attrStatus),
-		Validation: getS(item, attrValidation),
+		ID:         store.String(item, attrID),
+		Status:     store.String(item, attrStatus),
+		Validation: store.String(item, attrValidation),
 	}
-	if n, ok := getN(item, attrExpiration); ok {
+	if n, ok := store.IntOK(item, attrExpiration); ok {
 		r.Expiration = time.Unix(n, 0)
 	}
-	if n, ok := getN(item, attrInProgressExpiration); ok {
+	if n, ok := store.IntOK(item, attrInProgressExpiration); ok {
 		r.InProgressExpiration = time.UnixMilli(n)
 	}
-	if n, ok := getN(item, attrClaimedAt); ok {
+	if n, ok := store.IntOK(item, attrClaimedAt); ok {
 		r.ClaimedAt = time.UnixMilli(n)
 	}
-	if d := getS(item, attrData); d != "" {
+	if d := store.String(item, attrData); d != "" {
 		r.Data = []byte(d)
 	}
 	return r
-}
-
-func getS(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func getN(item map[string]types.AttributeValue, name string) (int64, bool) {
-	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
-		n, err := strconv.ParseInt(v.Value, 10, 64)
-		return n, err == nil
-	}
-	return 0, false
-}
-
-func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
-func num(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cxbridge/cxbridge/pkg/dataaction"
+	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/localstack"
 )
 
@@ -23,7 +24,7 @@ var genesysFacing = []string{"telemetry-tier", "create-escalation", "servicenow-
 // of its function, sends it with the credential's API key to the local API (the real bootstrap
 // behind it), and validates the answer against the action's output contract.
 func TestShippedDataActionsWorkAgainstTheRealFunctions(t *testing.T) {
-	root, err := localstack.FindRoot()
+	root, err := dynamotest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/localstack"
 )
 
@@ -64,7 +65,7 @@ type m = map[string]any
 // `sam local invoke -e` would, and checks the answer. An event without an expectation fails the
 // test, so every example a user may copy is known to work.
 func TestEveryEvent(t *testing.T) {
-	root, err := localstack.FindRoot()
+	root, err := dynamotest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

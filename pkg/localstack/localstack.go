@@ -61,7 +61,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}
 	root := opts.Root
 	if root == "" {
-		if root, err = FindRoot(); err != nil {
+		if root, err = dynamotest.RepoRoot(); err != nil {
 			return nil, err
 		}
 	}
@@ -289,22 +289,4 @@ func LogicalID(dir string) string {
 		}
 	}
 	return b.String() + "Function"
-}
-
-// FindRoot walks up from the working directory to the directory holding go.mod.
-func FindRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("localstack: no go.mod above the working directory; run from the repository")
-		}
-		dir = parent
-	}
 }

@@ -380,8 +380,8 @@ func (s *Service) guarded(ctx context.Context, fn func(context.Context) error) e
 
 func recordKey(incident string, priority int) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		store.PK: &types.AttributeValueMemberS{Value: "PRIORITYSYNC#" + incident},
-		store.SK: &types.AttributeValueMemberS{Value: "PRIORITY#" + strconv.Itoa(priority)},
+		store.PK: store.S("PRIORITYSYNC#" + incident),
+		store.SK: store.S("PRIORITY#" + strconv.Itoa(priority)),
 	}
 }
 
@@ -393,13 +393,13 @@ func (s *Service) record(ctx context.Context, incident string, priority int) (Ou
 	if res.Item == nil {
 		return Outcome{}, false, nil
 	}
-	if exp := num(res.Item, store.ExpiresAt); exp > 0 && s.now().Unix() >= int64(exp) {
+	if exp := store.Int(res.Item, store.ExpiresAt); exp > 0 && s.now().Unix() >= exp {
 		return Outcome{}, false, nil
 	}
 	return Outcome{
-		IncidentNumber: str(res.Item, "incident_number"), ConversationID: str(res.Item, "conversation_id"),
-		ConversationSource: str(res.Item, "conversation_source"), Priority: num(res.Item, "queue_priority"),
-		PreviousPriority: num(res.Item, "previous_queue_priority"),
+		IncidentNumber: store.String(res.Item, "incident_number"), ConversationID: store.String(res.Item, "conversation_id"),
+		ConversationSource: store.String(res.Item, "conversation_source"), Priority: int(store.Int(res.Item, "queue_priority")),
+		PreviousPriority: int(store.Int(res.Item, "previous_queue_priority")),
 	}, true, nil
 }
 
@@ -407,14 +407,14 @@ func (s *Service) record(ctx context.Context, incident string, priority int) (Ou
 // raised, and a repeat would only raise it to the same absolute value again.
 func (s *Service) remember(ctx context.Context, incident string, priority int, o Outcome) {
 	item := recordKey(incident, priority)
-	item["status"] = &types.AttributeValueMemberS{Value: o.Status}
-	item["incident_number"] = &types.AttributeValueMemberS{Value: o.IncidentNumber}
-	item["conversation_id"] = &types.AttributeValueMemberS{Value: o.ConversationID}
-	item["conversation_source"] = &types.AttributeValueMemberS{Value: o.ConversationSource}
-	item["queue_priority"] = &types.AttributeValueMemberN{Value: strconv.Itoa(o.Priority)}
-	item["previous_queue_priority"] = &types.AttributeValueMemberN{Value: strconv.Itoa(o.PreviousPriority)}
-	item["recorded_at"] = &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano)}
-	item[store.ExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(store.TTL(s.now(), recordTTL), 10)}
+	item["status"] = store.S(o.Status)
+	item["incident_number"] = store.S(o.IncidentNumber)
+	item["conversation_id"] = store.S(o.ConversationID)
+	item["conversation_source"] = store.S(o.ConversationSource)
+	item["queue_priority"] = store.N(o.Priority)
+	item["previous_queue_priority"] = store.N(o.PreviousPriority)
+	item["recorded_at"] = store.S(s.now().UTC().Format(time.RFC3339Nano))
+	item[store.ExpiresAt] = store.N(store.TTL(s.now(), recordTTL))
 	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.Config.StateTable), Item: item,
 		ConditionExpression: aws.String("attribute_not_exists(pk)"),
@@ -424,21 +424,6 @@ func (s *Service) remember(ctx context.Context, incident string, priority int, o
 		observe.MetricsFrom(ctx).Count("PrioritySyncRecordFailed", 1)
 		slog.WarnContext(ctx, "could not record the priority-sync result; a repeat delivery will check Genesys again", "error", err.Error())
 	}
-}
-
-func str(item map[string]types.AttributeValue, name string) string {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func num(item map[string]types.AttributeValue, name string) int {
-	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
-		n, _ := strconv.Atoi(v.Value)
-		return n
-	}
-	return 0
 }
 
 // Reasons for status unavailable.

@@ -23,12 +23,15 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
 // Attribute names of the state table.
@@ -64,3 +67,58 @@ func NewDynamoDB(cfg aws.Config) *dynamodb.Client {
 
 // TTL returns the expires_at value for an item that should live for d.
 func TTL(now time.Time, d time.Duration) int64 { return now.Add(d).Unix() }
+
+// Attribute values. The builders make them; the readers return the zero value when an
+// attribute is absent or of another type, which is what every caller wants of optional fields.
+
+// S is a string attribute.
+func S(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+// N is a number attribute.
+func N[T ~int | ~int64](n T) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(int64(n), 10)}
+}
+
+// B is a boolean attribute.
+func B(b bool) types.AttributeValue { return &types.AttributeValueMemberBOOL{Value: b} }
+
+// Millis is a time as a number of Unix milliseconds.
+func Millis(t time.Time) types.AttributeValue { return N(t.UnixMilli()) }
+
+// String reads a string attribute.
+func String(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+// Int reads a whole-number attribute.
+func Int(item map[string]types.AttributeValue, name string) int64 {
+	n, _ := IntOK(item, name)
+	return n
+}
+
+// IntOK reads a whole-number attribute; ok is false when it is absent or not a whole number.
+func IntOK(item map[string]types.AttributeValue, name string) (n int64, ok bool) {
+	v, isN := item[name].(*types.AttributeValueMemberN)
+	if !isN {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v.Value), 10, 64)
+	return n, err == nil
+}
+
+// Bool reads a boolean attribute.
+func Bool(item map[string]types.AttributeValue, name string) bool {
+	v, ok := item[name].(*types.AttributeValueMemberBOOL)
+	return ok && v.Value
+}
+
+// Time reads a Unix-milliseconds attribute as a UTC time; zero when absent.
+func Time(item map[string]types.AttributeValue, name string) time.Time {
+	if ms := Int(item, name); ms != 0 {
+		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
+}
