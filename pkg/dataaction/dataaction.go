@@ -142,6 +142,15 @@ func (a *Action) Check() []error {
 	if out == nil || out.Type.Single() != "object" {
 		bad("the output contract must be an object")
 	} else {
+		// Each output field is translated with a default, so an answer that lacks one still
+		// maps (the tolerant translation Genesys' resiliency guidance recommends).
+		for name := range out.Properties {
+			if _, ok := a.Config.Response.TranslationMap[name]; !ok {
+				bad("output %s has no translationMap entry", name)
+			} else if _, ok := a.Config.Response.TranslationMapDefaults[name]; !ok {
+				bad("output %s has no translationMapDefaults entry", name)
+			}
+		}
 		out.walk("", 0, func(path string, s *Schema, depth int, insideArray bool) {
 			if s.Ref != "" {
 				bad("output %s uses $ref, which Genesys does not support", path)
@@ -170,15 +179,46 @@ func (a *Action) InputNames() []string {
 }
 
 // Output applies the response configuration to a raw JSON result, as Genesys does before it
-// validates the output contract. Only "${rawResult}" as successTemplate is supported: the
-// shipped actions pass the function's answer through unchanged, so the contract describes
-// exactly what the function returns.
+// validates the output contract: each translation map entry picks a value out of the result
+// (falling back to its default when the result lacks it), and the success template is rendered
+// with those values. "${rawResult}" stands for the whole result. The JSONPaths this checker
+// understands are the ones the shipped actions use: "$.field" at the top level.
 func (a *Action) Output(raw []byte) (any, error) {
-	if t := strings.TrimSpace(a.Config.Response.SuccessTemplate); t != "${rawResult}" {
-		return nil, fmt.Errorf("successTemplate %q: only ${rawResult} is supported by this checker", t)
+	var result map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &result); err != nil {
+		return nil, fmt.Errorf("the result is not a JSON object: %w", err)
 	}
-	return decode(raw)
+	r := a.Config.Response
+	values := map[string]string{"rawResult": string(raw)}
+	for name, path := range r.TranslationMap {
+		field, ok := strings.CutPrefix(path, "$.")
+		if !ok || strings.ContainsAny(field, ".[*") {
+			return nil, fmt.Errorf("translationMap %s: JSONPath %q is beyond this checker ($.field only)", name, path)
+		}
+		if v, ok := result[field]; ok {
+			values[name] = string(v)
+			continue
+		}
+		def, ok := r.TranslationMapDefaults[name]
+		if !ok {
+			return nil, fmt.Errorf("translationMap %s: the result has no %s and there is no default; Genesys fails the action", name, field)
+		}
+		values[name] = def
+	}
+	rendered := successVar.ReplaceAllStringFunc(r.SuccessTemplate, func(m string) string {
+		if v, ok := values[m[2:len(m)-1]]; ok {
+			return v
+		}
+		return m
+	})
+	out, err := decode([]byte(rendered))
+	if err != nil {
+		return nil, fmt.Errorf("the success template does not render JSON: %w", err)
+	}
+	return out, nil
 }
+
+var successVar = regexp.MustCompile(`\$\{[A-Za-z][A-Za-z0-9_]*\}`)
 
 func decode(raw []byte) (any, error) {
 	dec := json.NewDecoder(strings.NewReader(string(raw)))

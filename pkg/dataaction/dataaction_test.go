@@ -40,7 +40,7 @@ func TestCheckFindsWhatGenesysRejects(t *testing.T) {
 		_ = json.Unmarshal([]byte(`{"name":"x","integrationType":"custom-rest-actions","actionType":"custom",
 		  "config":{"request":{"requestUrlTemplate":"CXBRIDGE_API_URL/x","requestType":"POST",
 		    "headers":{"Content-Type":"application/json","x-api-key":"${credentials.apiKey}"},"requestTemplate":"{}"},
-		    "response":{"successTemplate":"${rawResult}"}},
+		    "response":{"translationMap":{"list":"$.list"},"translationMapDefaults":{"list":"[]"},"successTemplate":"{\"list\": ${list}}"}},
 		  "contract":{"input":{"inputSchema":{"type":"object","properties":{"a":{"type":"string"}}}},
 		    "output":{"successSchema":{"type":"object","properties":{"list":{"type":"array","items":{"type":"object","properties":{"n":{"type":"string"}}}}}}}}}`), &a)
 		return &a
@@ -67,6 +67,7 @@ func TestCheckFindsWhatGenesysRejects(t *testing.T) {
 		},
 		"key in action": func(a *dataaction.Action) { a.Config.Request.Headers["x-api-key"] = "abc123" },
 		"timeout":       func(a *dataaction.Action) { a.Config.TimeoutSeconds = 90 },
+		"no default":    func(a *dataaction.Action) { a.Config.Response.TranslationMapDefaults = nil },
 	}
 	for name, breakIt := range cases {
 		a := good()
@@ -115,5 +116,25 @@ func TestExactWantsEveryFieldAndNoOther(t *testing.T) {
 		if errs := s.Exact(v); len(errs) == 0 {
 			t.Errorf("%s: not caught", name)
 		}
+	}
+}
+
+func TestOutputAppliesTheTranslationMap(t *testing.T) {
+	var a dataaction.Action
+	_ = json.Unmarshal([]byte(`{"config":{"response":{
+	  "translationMap":{"status":"$.status","count":"$.count","list":"$.list"},
+	  "translationMapDefaults":{"status":"\"\"","count":"0","list":"[]"},
+	  "successTemplate":"{\"status\": ${status}, \"count\": ${count}, \"list\": ${list}}"}}}`), &a)
+	out, err := a.Output([]byte(`{"status":"ok","list":[{"n":1}],"extra":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(out)
+	if string(got) != `{"count":0,"list":[{"n":1}],"status":"ok"}` {
+		t.Fatalf("output %s: a missing field takes its default, extras are dropped", got)
+	}
+	a.Config.Response.TranslationMapDefaults = nil
+	if _, err := a.Output([]byte(`{"status":"ok"}`)); err == nil {
+		t.Fatal("a missing field without a default must fail, as it does in Genesys")
 	}
 }
