@@ -15,9 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
@@ -97,10 +95,7 @@ func newWorld(t testing.TB, opts ...func(*conversation.Config)) *world {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	sec := secrets.New(secretsmanager.New(secretsmanager.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(w.secrets.URL()),
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-	}))
+	sec := secrets.New(w.secrets.Client())
 	guard := func(name string) *breaker.Breaker {
 		return breaker.New(w.db, tables.State, breaker.Settings{Name: name, Threshold: 50, OpenFor: time.Minute, StoreTimeout: 5 * time.Second}) // generous: DynamoDB Local is slow on a loaded machine
 	}

@@ -15,10 +15,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
@@ -86,10 +84,7 @@ func (e *env) build() {
 	if err := r.Err(); err != nil {
 		e.t.Fatalf("configuration: %v", err)
 	}
-	sec := secrets.New(secretsmanager.New(secretsmanager.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(e.secrets.URL()),
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-	}))
+	sec := secrets.New(e.secrets.Client())
 	svc, err := escalation.New(cfg, escalation.Deps{DB: e.db, Secrets: sec, Breaker: e.bs, Now: e.clock.Now})
 	if err != nil {
 		e.t.Fatal(err)

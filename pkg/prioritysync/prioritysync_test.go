@@ -14,10 +14,8 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
@@ -80,10 +78,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 	for _, o := range opts {
 		o(&cfg, &bs)
 	}
-	sec := secrets.New(secretsmanager.New(secretsmanager.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(sm.URL()),
-		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-	}))
+	sec := secrets.New(sm.Client())
 	gcClient := genesys.New(cfg.GenesysAPIBaseURL, cfg.GenesysLoginBaseURL, sec, cfg.GenesysSecretID, connectors.DefaultHTTPClient)
 	links := &callerlink.Store{DB: local.Client(), Table: tables.State}
 	return &env{
@@ -419,9 +414,7 @@ func TestSigningKeyRotation(t *testing.T) {
 	e := newEnv(t)
 	e.gc.AddWaitingConversation(conv, "", "q", 0)
 	e.sm.Put("cxbridge/inbound", `{"servicenowSigningKey":"new-key","servicenowSigningKeyPrevious":"`+signingKey+`"}`)
-	e.svc.Verifier.Keys = prioritysync.KeysFrom(secrets.New(secretsmanager.New(secretsmanager.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(e.sm.URL()), Credentials: credentials.NewStaticCredentialsProvider("l", "l", ""),
-	})), "cxbridge/inbound")
+	e.svc.Verifier.Keys = prioritysync.KeysFrom(secrets.New(e.sm.Client()), "cxbridge/inbound")
 	b := body("1", conv)
 	if a := e.post(t, signed(signingKey, time.Now(), b), b); a.status != 200 {
 		t.Fatalf("previous key during rotation: %s", a.raw)

@@ -11,9 +11,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
@@ -79,11 +76,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 	for _, o := range opts {
 		o(&cfg, &bs)
 	}
-	sec := secrets.New(secretsmanager.New(secretsmanager.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(sm.URL()),
-		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
-	}))
+	sec := secrets.New(sm.Client())
 	svc := &tiering.Service{
 		Config:    cfg,
 		Telemetry: telemetry.New(cfg.TelemetryURL, sec, cfg.TelemetrySecretID, connectors.DefaultHTTPClient),

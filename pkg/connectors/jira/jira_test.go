@@ -15,10 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
@@ -43,11 +39,7 @@ func newEnv(t *testing.T, cfg jiratest.Config, secret string, base func(*jirates
 	t.Cleanup(fake.Close)
 	sm := secretstest.New(map[string]string{secretID: secret})
 	t.Cleanup(sm.Close)
-	cache := secrets.New(secretsmanager.New(secretsmanager.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(sm.URL()),
-		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
-	}))
+	cache := secrets.New(sm.Client())
 	return &env{fake: fake, sm: sm, secrets: cache, client: jira.New(base(fake), cache, secretID, nil)}
 }
 

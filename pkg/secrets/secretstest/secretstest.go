@@ -16,6 +16,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
 	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 )
 
@@ -154,4 +158,14 @@ func writeErr(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("X-Amzn-ErrorType", typ)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "Message": msg})
+}
+
+// Client is the real AWS SDK Secrets Manager client pointed at the fake, with static local
+// credentials: what a function builds from AWS_ENDPOINT_URL_SECRETS_MANAGER, for in-process tests.
+func (s *Server) Client() *secretsmanager.Client {
+	return secretsmanager.New(secretsmanager.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.URL()),
+		Credentials:  credentials.NewStaticCredentialsProvider("local", "local", ""),
+	})
 }
