@@ -12,13 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw"
+	"github.com/cxbridge/cxbridge/pkg/apigw/apigwtest"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/config"
 	"github.com/cxbridge/cxbridge/pkg/connectors/genesys/genesystest"
@@ -184,19 +183,8 @@ func (e *env) postCtx(ctx context.Context, body string) call {
 	e.t.Helper()
 	m := observe.NewMetrics("cxbridge", observe.D("Service", "cxbridge"), observe.D("Function", "create-escalation"))
 	ctx = observe.WithFields(observe.WithMetrics(ctx, m))
-	ev := events.APIGatewayProxyRequest{
-		Resource: "/escalations", Path: "/escalations", HTTPMethod: "POST",
-		Headers:        map[string]string{"Content-Type": "application/json", "x-api-key": "k"},
-		RequestContext: events.APIGatewayProxyRequestContext{Stage: "prod", ResourcePath: "/escalations", HTTPMethod: "POST"},
-		Body:           body,
-	}
-	payload, _ := json.Marshal(ev)
-	out, err := lambda.NewHandler(apigw.Lambda(apigw.Limits{}, e.svc.Handle)).Invoke(ctx, payload)
+	resp, err := apigwtest.Post(ctx, e.svc.Handle, "/escalations", apigwtest.JSON, body)
 	if err != nil {
-		e.t.Fatalf("invoke: %v", err)
-	}
-	var resp events.APIGatewayProxyResponse
-	if err := json.Unmarshal(out, &resp); err != nil {
 		e.t.Fatal(err)
 	}
 	c := call{status: resp.StatusCode, raw: resp.Body}

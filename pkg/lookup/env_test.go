@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/cxbridge/cxbridge/pkg/apigw"
+	"github.com/cxbridge/cxbridge/pkg/apigw/apigwtest"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/callerlink"
 	"github.com/cxbridge/cxbridge/pkg/connectors"
@@ -101,19 +100,8 @@ func (e *env) lookup(t testing.TB, body string) (lookup.Result, string) {
 
 func (e *env) handle(t testing.TB, ctx context.Context, body string) events.APIGatewayProxyResponse {
 	t.Helper()
-	ev := events.APIGatewayProxyRequest{
-		Resource: "/servicenow/lookup", Path: "/servicenow/lookup", HTTPMethod: "POST",
-		Headers:        map[string]string{"Content-Type": "application/json", "x-api-key": "k"},
-		RequestContext: events.APIGatewayProxyRequestContext{Stage: "prod", ResourcePath: "/servicenow/lookup", HTTPMethod: "POST"},
-		Body:           body,
-	}
-	payload, _ := json.Marshal(ev)
-	out, err := lambda.NewHandler(apigw.Lambda(apigw.Limits{}, e.svc.Handle)).Invoke(ctx, payload)
+	resp, err := apigwtest.Post(ctx, e.svc.Handle, "/servicenow/lookup", apigwtest.JSON, body)
 	if err != nil {
-		t.Fatalf("invoke: %v", err)
-	}
-	var resp events.APIGatewayProxyResponse
-	if err := json.Unmarshal(out, &resp); err != nil {
 		t.Fatal(err)
 	}
 	return resp

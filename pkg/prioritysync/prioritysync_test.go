@@ -11,13 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw"
+	"github.com/cxbridge/cxbridge/pkg/apigw/apigwtest"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/callerlink"
 	"github.com/cxbridge/cxbridge/pkg/connectors"
@@ -132,18 +131,8 @@ type answer struct {
 func (e *env) post(t *testing.T, headers map[string]string, body string) answer {
 	t.Helper()
 	m := observe.NewMetrics("cxbridge", observe.D("Function", "priority-sync"))
-	ev := events.APIGatewayProxyRequest{
-		Resource: "/priority-sync", Path: "/priority-sync", HTTPMethod: "POST", Headers: headers,
-		RequestContext: events.APIGatewayProxyRequestContext{Stage: "prod", ResourcePath: "/priority-sync", HTTPMethod: "POST"},
-		Body:           body,
-	}
-	payload, _ := json.Marshal(ev)
-	out, err := lambda.NewHandler(apigw.Lambda(apigw.Limits{}, e.svc.Handle)).Invoke(observe.WithMetrics(context.Background(), m), payload)
+	resp, err := apigwtest.Post(observe.WithMetrics(context.Background(), m), e.svc.Handle, "/priority-sync", headers, body)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var resp events.APIGatewayProxyResponse
-	if err := json.Unmarshal(out, &resp); err != nil {
 		t.Fatal(err)
 	}
 	a := answer{status: resp.StatusCode, raw: resp.Body}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw"
+	"github.com/cxbridge/cxbridge/pkg/apigw/apigwtest"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/genesys"
@@ -111,19 +112,8 @@ func (e *env) decide(t *testing.T, body string) (tiering.Decision, string) {
 
 func (e *env) handle(t *testing.T, ctx context.Context, body string) events.APIGatewayProxyResponse {
 	t.Helper()
-	ev := events.APIGatewayProxyRequest{
-		Resource: "/telemetry/tier", Path: "/telemetry/tier", HTTPMethod: "POST",
-		Headers:        map[string]string{"Content-Type": "application/json", "x-api-key": "k"},
-		RequestContext: events.APIGatewayProxyRequestContext{Stage: "prod", ResourcePath: "/telemetry/tier", HTTPMethod: "POST"},
-		Body:           body,
-	}
-	payload, _ := json.Marshal(ev)
-	out, err := lambda.NewHandler(apigw.Lambda(apigw.Limits{}, e.svc.Handle)).Invoke(ctx, payload)
+	resp, err := apigwtest.Post(ctx, e.svc.Handle, "/telemetry/tier", apigwtest.JSON, body)
 	if err != nil {
-		t.Fatalf("invoke: %v", err)
-	}
-	var resp events.APIGatewayProxyResponse
-	if err := json.Unmarshal(out, &resp); err != nil {
 		t.Fatal(err)
 	}
 	return resp
