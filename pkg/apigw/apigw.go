@@ -345,6 +345,9 @@ func exactFieldNames(body []byte, v any) *Error {
 		return nil
 	}
 	sort.Strings(unknown)
+	if unknown[0] == "" { // sorts first; an error must still name a field
+		return Invalid("body", "unknown_field", "the body has an input with an empty name; check the data action's request template")
+	}
 	return Invalid(unknown[0], "unknown_field", "%s is not an input of this action (names are case-sensitive); check the data action's request template", unknown[0])
 }
 
@@ -364,6 +367,9 @@ func jsonError(err error) *Error {
 		return Invalid("body", "invalid_json", "the body is not valid JSON (at byte %d)", se.Offset)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if field == "" {
+			return Invalid("body", "unknown_field", "the body has an input with an empty name; check the data action's request template")
+		}
 		return Invalid(field, "unknown_field", "%s is not an input of this action; check the data action's request template", field)
 	default:
 		return Invalid("body", "invalid_json", "the body is not valid JSON: %v", err)
