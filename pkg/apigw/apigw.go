@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -282,8 +283,14 @@ func checkJSONContentType(ct string) *Error {
 // does nothing. Names must match exactly: encoding/json alone matches them case-insensitively,
 // and a Genesys input contract is case-sensitive.
 func DecodeJSON(body []byte, v any, strict bool) *Error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	switch t := bytes.TrimSpace(body); {
+	case len(t) == 0:
 		return Invalid("body", "invalid_json", "the body is empty; send a JSON object")
+	case bytes.Equal(t, []byte("null")): // encoding/json would decode it as "no fields at all"
+		return Invalid("body", "invalid_json", "the body must be a JSON object, not null")
+	}
+	if err := wellFormedKeys(body, strict); err != nil {
+		return err
 	}
 	if strict {
 		if err := exactFieldNames(body, v); err != nil {
@@ -301,6 +308,50 @@ func DecodeJSON(body []byte, v any, strict bool) *Error {
 	// the template rendered something other than the one object we expect.
 	if _, err := dec.Token(); err != io.EOF {
 		return Invalid("body", "invalid_json", "the body has data after the JSON object")
+	}
+	return nil
+}
+
+// wellFormedKeys names the first top-level input whose value is not valid UTF-8 (encoding/json
+// would quietly turn it into U+FFFD, and JSON text must be UTF-8) and, when strict, the first
+// input sent twice (encoding/json keeps the last silently; a rendered template that repeats an
+// input is a bug to fix, not a value to guess). Bodies that are not objects are left to the
+// decoder.
+func wellFormedKeys(body []byte, strict bool) *Error {
+	if utf8.Valid(body) && !strict {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	name := func(k string) string {
+		if k == "" || !utf8.ValidString(k) {
+			return "body"
+		}
+		return k
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil
+		}
+		if !utf8.ValidString(key) || !utf8.Valid(value) {
+			return Invalid(name(key), "invalid_utf8", "%s is not valid UTF-8", name(key))
+		}
+		if strict && seen[key] {
+			return Invalid(name(key), "duplicate_field", "%s is sent more than once; check the data action's request template", name(key))
+		}
+		seen[key] = true
+	}
+	if !utf8.Valid(body) {
+		return Invalid("body", "invalid_utf8", "the body is not valid UTF-8")
 	}
 	return nil
 }
