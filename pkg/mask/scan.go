@@ -74,9 +74,9 @@ func scanBuiltin(f *finder) {
 // A card number is 13 to 19 digits with at most three separators (sepByte) between neighbours,
 // starting at the first digit of a group and ending at the last digit of one (so it is not a
 // piece of a longer number), not right after a "+" (that is a phone number: "+86 138 0013
-// 8000"), from an issuer range (issuerOK) and passing the Luhn check. A run
-// of digits may hold several. Digits glued to letters ("cc4111...") still count: a missed card
-// costs more than a masked reference.
+// 8000"), from an issuer range (issuerOK) and passing the Luhn check. A run of digits may hold
+// several. Digits glued to letters ("cc4111...") still count: a missed card costs more than a
+// masked reference.
 
 const maxCardGap = 3
 
