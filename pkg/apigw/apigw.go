@@ -321,39 +321,49 @@ func wellFormedKeys(body []byte, strict bool) *Error {
 	if utf8.Valid(body) && !strict {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil
-	}
 	name := func(k string) string {
 		if k == "" || !utf8.ValidString(k) {
 			return "body"
 		}
 		return k
 	}
+	var bad *Error
 	seen := map[string]bool{}
+	eachInput(body, func(key string, value json.RawMessage) bool {
+		switch {
+		case !utf8.ValidString(key) || !utf8.Valid(value):
+			bad = Invalid(name(key), "invalid_utf8", "%s is not valid UTF-8", name(key))
+		case strict && seen[key]:
+			bad = Invalid(name(key), "duplicate_field", "%s is sent more than once; check the data action's request template", name(key))
+		}
+		seen[key] = true
+		return bad == nil
+	})
+	if bad == nil && !utf8.Valid(body) {
+		bad = Invalid("body", "invalid_utf8", "the body is not valid UTF-8")
+	}
+	return bad
+}
+
+// eachInput calls fn with each top-level key and raw value of a JSON object body, in order,
+// while fn returns true. It stops quietly where the body stops being a JSON object: the
+// decoder reports that, naming the problem.
+func eachInput(body []byte, fn func(key string, value json.RawMessage) bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return
+	}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil
+			return
 		}
 		key, _ := tok.(string)
 		var value json.RawMessage
-		if err := dec.Decode(&value); err != nil {
-			return nil
+		if dec.Decode(&value) != nil || !fn(key, value) {
+			return
 		}
-		if !utf8.ValidString(key) || !utf8.Valid(value) {
-			return Invalid(name(key), "invalid_utf8", "%s is not valid UTF-8", name(key))
-		}
-		if strict && seen[key] {
-			return Invalid(name(key), "duplicate_field", "%s is sent more than once; check the data action's request template", name(key))
-		}
-		seen[key] = true
 	}
-	if !utf8.Valid(body) {
-		return Invalid("body", "invalid_utf8", "the body is not valid UTF-8")
-	}
-	return nil
 }
 
 // exactFieldNames rejects top-level keys of body that are not, letter for letter, a JSON field

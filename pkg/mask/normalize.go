@@ -19,7 +19,7 @@ import (
 //   - invisible format characters (category Cf: zero-width space, soft hyphen, BOM...) are gone;
 //   - an English number word ("zero", "oh", "nought", "one" ... "nine", and "double"/"triple"
 //     before one of them) is its digits, but only when it stands next to another digit or number
-//     word with at most three separators between them (see sepRune), so "one question" stays
+//     word with at most three separators between them (sepByte, classSep), so "one question" stays
 //     prose while "four one one one" becomes "4 1 1 1".
 //
 // Everything else is kept byte for byte. Spans found in the view are mapped back to the
@@ -228,16 +228,6 @@ func sepByte(c byte) bool {
 		return true
 	}
 	return false
-}
-
-// sepRune is sepByte for any rune of the original text (a Unicode space or dash, a fullwidth
-// separator).
-func sepRune(r rune) bool {
-	if r < utf8.RuneSelf {
-		return sepByte(byte(r))
-	}
-	class, _ := classify(r)
-	return class == classSep
 }
 
 func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
