@@ -100,6 +100,12 @@ func (p Phones) Parse(ani string) (Number, error) {
 		Region:      phonenumbers.GetRegionCodeForNumber(num),
 		Listed:      phonenumbers.IsValidNumber(num),
 	}
+	// The E.164 form must read back as itself: for degenerate input ("+91 0000000000") the
+	// library strips a trunk prefix again on every reading, and such a number matches nothing
+	// stable.
+	if again, err := phonenumbers.Parse(n.E164, p.Region); err != nil || phonenumbers.Format(again, phonenumbers.E164) != n.E164 || !possible(again) {
+		return Number{}, ErrInvalidNumber
+	}
 	if n.Region == "" { // not in the metadata: read stored numbers as its country writes them
 		n.Region = phonenumbers.GetRegionCodeForCountryCode(n.CountryCode)
 	}
