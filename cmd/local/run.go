@@ -52,7 +52,7 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	printBanner(os.Stdout, st, "http://"+ln.Addr().String())
-	if path, err := writeCLIEnv(st); err != nil {
+	if path, err := writeCLIEnv(st, filepath.Join(os.TempDir(), "cxbridge-local.env")); err != nil {
 		fmt.Fprintf(os.Stderr, "the on-call CLI's environment could not be written: %v\n", err)
 	} else {
 		fmt.Printf("On-call CLI against this stack:\n  go run ./cmd/cxbridge status --env-file %s\n  go run ./cmd/cxbridge health --env-file %s\n\n", path, path)
@@ -106,7 +106,7 @@ func printBanner(w io.Writer, st *localstack.Stack, base string) {
 // writeCLIEnv writes integration-health's environment in this stack (the state table, every
 // system's address and secret ids, the local AWS endpoints) where `cxbridge --env-file` reads
 // it, so the on-call CLI works against `make run` as it does against a deployed stack.
-func writeCLIEnv(st *localstack.Stack) (string, error) {
+func writeCLIEnv(st *localstack.Stack, path string) (string, error) {
 	env, err := st.Env("IntegrationHealthFunction")
 	if err != nil {
 		return "", err
@@ -121,6 +121,5 @@ func writeCLIEnv(st *localstack.Stack) (string, error) {
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=%s\n", k, strconv.Quote(env[k]))
 	}
-	path := filepath.Join(os.TempDir(), "cxbridge-local.env")
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }

@@ -64,7 +64,7 @@ func (c *Checker) checkGenesys(ctx context.Context, rec *recorder) {
 		status, kind := statusOf(err)
 		switch {
 		case err == nil || kind == connectors.KindNotFound:
-			p.ok(status, "allowed: Genesys looked for the made-up conversation (404) instead of refusing the call (that it checks permissions first is UNCONFIRMED)")
+			p.ok(status, "allowed: 404 for a made-up conversation, not 403 (that Genesys checks permissions before existence is UNCONFIRMED)")
 		default:
 			p.failed(err, fixes{forbidden: fmt.Sprintf("The OAuth client's role lacks %s (permission name UNCONFIRMED): %s fails until it has it.", probe.perm, probe.who)})
 		}

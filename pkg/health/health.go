@@ -193,17 +193,7 @@ func (c *Checker) Run(ctx context.Context) Report {
 	for _, r := range recs {
 		rep.Results = append(rep.Results, r.results...)
 	}
-	order := map[string]int{}
-	for i, e := range Catalog {
-		order[e.System+"#"+e.Check] = i
-	}
-	sort.SliceStable(rep.Results, func(i, j int) bool {
-		a, b := rep.Results[i], rep.Results[j]
-		if oa, ob := order[a.System+"#"+a.Check], order[b.System+"#"+b.Check]; oa != ob {
-			return oa < ob
-		}
-		return a.Target < b.Target
-	})
+	Sort(rep.Results)
 	for _, r := range rep.Results {
 		switch r.Status {
 		case Failed:
@@ -214,6 +204,21 @@ func (c *Checker) Run(ctx context.Context) Report {
 	}
 	rep.Duration = c.now().Sub(rep.StartedAt).Milliseconds()
 	return rep
+}
+
+// Sort orders results as the catalog does, then by target.
+func Sort(results []Result) {
+	order := map[string]int{}
+	for i, e := range Catalog {
+		order[e.System+"#"+e.Check] = i
+	}
+	sort.SliceStable(results, func(i, j int) bool {
+		a, b := results[i], results[j]
+		if oa, ob := order[a.System+"#"+a.Check], order[b.System+"#"+b.Check]; oa != ob {
+			return oa < ob
+		}
+		return a.Target < b.Target
+	})
 }
 
 // Emit records the run's metrics: HealthCheckFailed{System,Check} (1 when any target of the

@@ -131,6 +131,7 @@ func (s *Store) Last(ctx context.Context) (Run, []Result, error) {
 	run := Run{StartedAt: store.Time(out.Item, "started_at"), Finished: store.Bool(out.Item, "finished"),
 		Checks: int(store.Int(out.Item, "checks")), Failed: int(store.Int(out.Item, "failed")), Warnings: int(store.Int(out.Item, "warnings"))}
 	results, err := s.results(ctx)
+	Sort(results)
 	return run, results, err
 }
 
