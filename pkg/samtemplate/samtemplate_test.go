@@ -882,7 +882,8 @@ func TestRealTemplate(t *testing.T) {
 
 // TestREADMEDocumentsEveryVariable holds the README's configuration to the template: every
 // parameter, every function's environment variable and every output must be named there (in
-// backticks), so a deployer never meets a setting nobody explained.
+// backticks), and every alarm must have its runbook entry, so a deployer never meets a setting
+// nobody explained and the on-call never an alarm nobody wrote down what to do about.
 func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	tpl, err := Load("../../template.yaml")
 	if err != nil {
@@ -907,5 +908,9 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		for name := range f.Environment {
 			documented("environment variable of "+f.LogicalID, name)
 		}
+	}
+	// the runbook: one entry per alarm
+	for _, a := range tpl.ResourcesOfType(TypeAlarm) {
+		documented("alarm (runbook entry under Operating it, Alarms)", a.LogicalID)
 	}
 }
