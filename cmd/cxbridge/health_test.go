@@ -152,6 +152,9 @@ func TestStatusAgainstTheLocalStack(t *testing.T) {
 	}
 	out, err = runWith(env, "status", "--json")
 	var s Status
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

@@ -107,7 +107,7 @@ func (s *Server) myPermissions(w http.ResponseWriter, r *http.Request) {
 			writePlatform(w, http.StatusBadRequest, []string{"Permission key '" + k + "' is not valid."}, nil)
 			return
 		}
-		have := true
+		var have bool
 		switch {
 		case meta.typ == "GLOBAL":
 			have = s.haveLocked("", k)
