@@ -35,7 +35,8 @@ type BreakerState struct {
 func ReadBreakers(ctx context.Context, db breaker.DB, table string, now time.Time) ([]BreakerState, error) {
 	var out []BreakerState
 	for _, dep := range Dependencies {
-		s, err := breaker.New(db, table, breaker.Settings{Name: dep}).State(ctx)
+		// A reader, not a caller waiting on the dependency: DynamoDB gets the time it needs.
+		s, err := breaker.New(db, table, breaker.Settings{Name: dep, StoreTimeout: 5 * time.Second}).State(ctx)
 		if err != nil {
 			return nil, err
 		}
