@@ -41,6 +41,9 @@ build-ServicenowLookupFunction:
 build-PrioritySyncFunction:
 	$(LAMBDA_BUILD) ./functions/priority-sync
 
+build-IntegrationHealthFunction:
+	$(LAMBDA_BUILD) ./functions/integration-health
+
 test:
 	$(GO) test -count=1 ./...
 

@@ -6,11 +6,18 @@
 //	cxbridge outage status
 //	cxbridge escalations queued|failed
 //	cxbridge escalations retry <escalation id>|--all
+//	cxbridge health [--json]
+//	cxbridge status [--json]
 //
 // The state table is --table or STATE_TABLE (the stack's StateTableName output). "outage on"
 // checks the master ticket first when the target is reachable (JIRA_BASE_URL or
 // SERVICENOW_BASE_URL, with credentials from JIRA_SECRET_ID / SERVICENOW_SECRET_ID in Secrets
 // Manager): a mistyped master would have every caller told about a ticket that does not exist.
+//
+// health runs integration-health's checks from this machine with the stack's configuration and
+// exits 1 when one fails; status is the on-call's one screen: breakers, outage flags, the outbox
+// and the last integration-health result of every check. --env-file <file> reads the stack's
+// configuration from a file (KEY=VALUE lines, or the JSON of a function's environment).
 package main
 
 import (
@@ -46,9 +53,23 @@ const usage = `usage:
   cxbridge outage status
   cxbridge escalations queued|failed
   cxbridge escalations retry <escalation id>|--all
-common flags: --table <state table> (default $STATE_TABLE)`
+  cxbridge health [--json]                 integration-health's checks, from here; exit 1 when one fails
+  cxbridge status [--json]                 breakers, outage mode, the outbox, the last health checks
+common flags: --table <state table> (default $STATE_TABLE), --env-file <file> (the stack's configuration)`
 
 func run(ctx context.Context, args []string, out io.Writer, getenv func(string) string) error {
+	args, getenv, err := withEnvFile(args, getenv)
+	if err != nil {
+		return err
+	}
+	if len(args) >= 1 {
+		switch args[0] {
+		case "health":
+			return runHealth(ctx, args[1:], out, getenv)
+		case "status":
+			return runStatus(ctx, args[1:], out, getenv)
+		}
+	}
 	if len(args) < 2 {
 		return usageError(usage)
 	}

@@ -37,6 +37,7 @@ type demo struct {
 	out  io.Writer
 
 	failures []string
+	mark     int // a position in the stack's metrics recording (demo_health.go)
 }
 
 // runDemo starts the stack, runs every scenario in order and prints a transcript of what each

@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,6 +52,11 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	printBanner(os.Stdout, st, "http://"+ln.Addr().String())
+	if path, err := writeCLIEnv(st, filepath.Join(os.TempDir(), "cxbridge-local.env")); err != nil {
+		fmt.Fprintf(os.Stderr, "the on-call CLI's environment could not be written: %v\n", err)
+	} else {
+		fmt.Printf("On-call CLI against this stack:\n  go run ./cmd/cxbridge status --env-file %s\n  go run ./cmd/cxbridge health --env-file %s\n\n", path, path)
+	}
 
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
@@ -93,4 +101,25 @@ func printBanner(w io.Writer, st *localstack.Stack, base string) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nTry:\n  curl -s -H 'x-api-key: %s' -H 'Content-Type: application/json' \\\n    -d '{\"customerId\":\"%s\"}' %s/telemetry/tier\n\nCtrl-C stops everything.\n",
 		localstack.LocalAPIKey, localstack.CustomerCritical, base)
+}
+
+// writeCLIEnv writes integration-health's environment in this stack (the state table, every
+// system's address and secret ids, the local AWS endpoints) where `cxbridge --env-file` reads
+// it, so the on-call CLI works against `make run` as it does against a deployed stack.
+func writeCLIEnv(st *localstack.Stack, path string) (string, error) {
+	env, err := st.Env("IntegrationHealthFunction")
+	if err != nil {
+		return "", err
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# cxbridge local stack: go run ./cmd/cxbridge status|health --env-file <this file>\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, strconv.Quote(env[k]))
+	}
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }

@@ -70,6 +70,7 @@ func (s *Service) Redrive(ctx context.Context) RedriveSummary {
 		s.redriveOne(ctx, it, held, &sum)
 	}
 	s.flushMasters(ctx, &sum)
+	s.recordOutbox(ctx)
 	m.Count("RedriveDelivered", float64(sum.Delivered))
 	m.Count("RedriveRescheduled", float64(sum.Rescheduled))
 	m.Count("OutboxDue", float64(sum.Due))

@@ -159,6 +159,8 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 			Message: "idempotencyKey was already used for a different escalation; send a new key for a new escalation, or the identical payload to get the first answer"}
 	}
 	m.Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", res.Target))
+	// seed 001's ROI: escalations raised automatically (hold_time, vip, wrap_up) versus by hand (manual)
+	m.Count("EscalationByTrigger", 1, observe.D("Trigger", string(e.Trigger)), observe.D("Status", res.Status))
 	m.Millis("EscalationLatency", time.Since(start), observe.D("Target", res.Target))
 	slog.InfoContext(ctx, "escalation answered", "status", res.Status, "target", res.Target, "ticket_key", res.TicketKey,
 		"attempts", res.Attempts, "masked_count", res.Masked, "reason", res.Reason, "catastrophe_mode", res.CatastropheMode,
@@ -308,6 +310,13 @@ func (s *Service) result(e *Escalation, status, reason string, attempts int, msg
 func (s *Service) delivered(ctx context.Context, e *Escalation, tk Ticket, attempts int) Result {
 	res := s.result(e, StatusCreated, "", attempts, "")
 	res.TicketKey, res.TicketURL = tk.Key, tk.URL
+	// seed 001's data integrity: tickets without a Genesys conversation id (should stay 0; the
+	// value is recorded for every ticket so the dashboard shows the zero)
+	missing := 0.0
+	if e.ConversationID == "" {
+		missing = 1
+	}
+	observe.MetricsFrom(ctx).Count("TicketWithoutConversationId", missing, observe.D("Target", e.Target))
 	switch {
 	case tk.Updated:
 		res.Status = StatusUpdated

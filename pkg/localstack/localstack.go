@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/cwlocal"
 	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/runtimeapi"
 	"github.com/cxbridge/cxbridge/pkg/samtemplate"
@@ -51,6 +52,7 @@ type Stack struct {
 	closers   []func()
 
 	eventVars map[string]string // see Prepare
+	metrics   cwlocal.Recorder  // every function's EMF output (metrics.go)
 }
 
 // Start brings the stack up. Close it when done.
@@ -253,7 +255,7 @@ func (s *Stack) start(ctx context.Context, name string) (*runtimeapi.Emulator, e
 	}
 	e, err := runtimeapi.Start(runtimeapi.Function{
 		Name: name, Bootstrap: bin, Env: env, Timeout: timeout, MemoryMB: fn.MemorySize,
-		Concurrency: 4, Logs: s.logs, LogPrefix: name + " | ",
+		Concurrency: 4, Logs: s.logsFor(), LogPrefix: name + " | ",
 	})
 	if err != nil {
 		return nil, err

@@ -15,6 +15,8 @@
 //	MASTERS                        <target>#<master>  master tickets with outage links; note lease
 //	MASTER#<target>#<master>       <linked>#<key>     calls linked to a master, not yet noted
 //	REPLAY#<scheme>#<id>           REPLAY             webhook and signature replay guards
+//	HEALTH                         RUN                integration-health's last run and its lease
+//	HEALTH                         CHECK#<s>#<c>#<t>  the last result of one health check
 //
 // The idempotency table follows Powertools for AWS Lambda: id, expiration, status,
 // in_progress_expiration, data, validation.

@@ -11,7 +11,10 @@
 //   - JSM: create/get request (requestFieldValues in, an array out), comments (string bodies,
 //     public/internal), customer transitions, customers (experimental search needing
 //     X-ExperimentalApi: opt-in, create with strictConflictStatusCode, add to desk), the two-step
-//     attachment upload (multipart "file" + X-Atlassian-Token: no-check), request type fields.
+//     attachment upload (multipart "file" + X-Atlassian-Token: no-check), request type fields,
+//     GET servicedesk/{id}.
+//   - Permissions: GET /rest/api/3/mypermissions, and project permissions that can be revoked
+//     (RevokePermission) and are then refused with 403 (permissions.go).
 //   - Platform: POST /rest/api/3/search/jql with a small JQL (labels, project, key, status, text
 //     ~, cf[N], field names, AND, ORDER BY), PUT /rest/api/3/issue/{key} labels, user search,
 //     myself; the removed /rest/api/3/search answers 410.
@@ -108,6 +111,7 @@ type Server struct {
 	commentADF   bool
 	inflight     sync.WaitGroup
 	late         []late
+	revoked      map[string]bool // "<project>#<permission>" taken away (permissions.go)
 }
 
 // Failure is an injected answer for API requests whose path (after the gateway prefix) starts
@@ -306,6 +310,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	u.Path, u.RawPath = path, ""
 	r2.URL = &u
 	r2.Body = io.NopCloser(bytes.NewReader(body))
+	if s.refused(w, r2, path, body) {
+		return
+	}
 	s.route(w, r2, path)
 }
 
