@@ -6,6 +6,7 @@
 #   make run                                   the whole product on 127.0.0.1 (fakes for every external system)
 #   make invoke FN=<function> EVENT=<file>     run one event through a function's real bootstrap
 #   make lint                                  gofmt, go vet and golangci-lint
+#   make fuzz [FUZZTIME=60s]                   every fuzz target in turn, FUZZTIME each (CI: 10s)
 #
 # `sam build` calls the build-<LogicalId> targets below (BuildMethod: makefile) with ARTIFACTS_DIR.
 
@@ -13,7 +14,7 @@ GO            ?= go
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 LAMBDA_BUILD   = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w" -o $(ARTIFACTS_DIR)/bootstrap
 
-.PHONY: build test lint demo run invoke
+.PHONY: build test lint demo run invoke fuzz
 
 build:
 	@set -e; for t in $$(sed -n 's/^build-\([A-Za-z0-9]*\):.*/\1/p' Makefile); do \
@@ -50,6 +51,32 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt: the files above need formatting'; exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(GOLANGCI_LINT) run --config .ci/golangci.yml ./...
+
+# Every parser of outside input has a fuzz target (package:Target). `go test -fuzz` takes one
+# target of one package per run, so they run in turn; a target missing from this list fails.
+FUZZTIME     ?= 60s
+FUZZ_TARGETS := \
+	pkg/mask:FuzzEgress \
+	pkg/apigw:FuzzLambda \
+	pkg/connectors/messagebird:FuzzVerifyJWT \
+	pkg/connectors/messagebird:FuzzParseEvent \
+	pkg/connectors/jira:FuzzVerifySignature \
+	pkg/connectors/jira:FuzzParseWebhook \
+	pkg/connectors/jira:FuzzADF \
+	pkg/connectors/jira/jiratest:FuzzQuote \
+	pkg/hmacauth:FuzzVerify \
+	pkg/connectors/servicenow:FuzzQueryValues \
+	pkg/lookup:FuzzParse \
+	pkg/dataaction:FuzzRender
+
+fuzz:
+	@for f in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' pkg cmd functions | sed 's/^func //' | sort -u); do \
+		case " $(FUZZ_TARGETS) " in *":$$f "*) ;; *) echo "fuzz: $$f is not in FUZZ_TARGETS"; exit 1;; esac; \
+	done
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} (./$${t%%:*}, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; \
+	done
 
 demo:
 	$(GO) run ./cmd/local demo

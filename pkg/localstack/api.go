@@ -25,8 +25,12 @@ const LocalServiceNowAPIKey = "local-servicenow-api-key"
 // Stage is the API Gateway stage name the local API pretends to serve.
 const Stage = "local"
 
-// maxPayload is API Gateway's 10 MB request limit.
-const maxPayload = 10 << 20
+// maxPayload is API Gateway's 10 MB request limit; maxInvokePayload is Lambda's 6 MB limit
+// for a synchronous invocation's event, which a body of more than about 6 MB exceeds.
+const (
+	maxPayload       = 10 << 20
+	maxInvokePayload = 6 << 20
+)
 
 // API serves the template's routes the way the deployed REST API does: it checks the API key
 // on the routes that require one, turns each request into a REST API (payload 1.0) proxy event,
@@ -56,6 +60,12 @@ func (s *Stack) API() http.Handler {
 			return
 		}
 		event, _ := json.Marshal(proxyEvent(r, route, body))
+		if len(event) > maxInvokePayload {
+			// Lambda refuses the invocation (RequestTooLargeException) and API Gateway answers
+			// this; the function never sees the request.
+			writeGateway(w, http.StatusRequestEntityTooLarge, "Request Too Long")
+			return
+		}
 		res, err := fn.Invoke(r.Context(), event)
 		if err != nil || res.FunctionError != "" {
 			// API Gateway hides the function's error from the caller; the function's log has it.

@@ -23,8 +23,9 @@ const (
 	CallerErin = "918b1fc057818d01dff6cf458a8e41b9"
 )
 
-// RateLimitedDigits is the digit group every query about Erin's number carries.
-const RateLimitedDigits = "0429"
+// RateLimitedDigits is the digit piece every query about Erin's number carries (phoneLIKE429,
+// caller_id.phoneLIKE429).
+const RateLimitedDigits = "429"
 
 func init() {
 	servicenowSeeds = append(servicenowSeeds, seedLookup)
@@ -61,5 +62,5 @@ func seedLookup(sn *servicenowtest.Server) {
 	incident(CallerBeth, "Outlook keeps asking for the password", "2", "2", "2", 20*time.Hour)
 	incident(CallerCharlie, "Headset replaced", "7", "3", "3", 5*time.Hour)
 
-	sn.FailQuery(RateLimitedDigits, servicenowtest.Failure{Status: http.StatusTooManyRequests, RetryAfter: 3600})
+	sn.FailQuery("phoneLIKE"+RateLimitedDigits, servicenowtest.Failure{Status: http.StatusTooManyRequests, RetryAfter: 3600})
 }

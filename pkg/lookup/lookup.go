@@ -5,10 +5,10 @@
 //
 // Order of work for one call:
 //
-//  1. The ANI is normalised to E.164 and validated (phone.go). A withheld number answers
-//     found:false, reason withheld_number; an invalid one invalid_number. Neither reaches
-//     ServiceNow.
-//  2. By number: the sys_user query (trailing digit groups in phone or mobile_phone) and the
+//  1. The ANI is normalised to E.164 (phone.go). Any number possible for its country is looked
+//     up, listed in the phone metadata or not. A withheld number answers found:false, reason
+//     withheld_number; what is not a phone number invalid_number. Neither reaches ServiceNow.
+//  2. By number: the sys_user query (trailing digit pieces in phone or mobile_phone) and the
 //     incident query (the same groups dot-walked through caller_id, open states, newest
 //     sys_updated_on first) run at the same time: one round trip. Candidates are verified
 //     exactly; several matches prefer active users, then the most recently updated record, and
@@ -198,6 +198,10 @@ func (s *Service) lookup(ctx context.Context, in Input) (Result, error) {
 		default:
 			r.CallerNumber = num.E164
 			side.number = num
+			if !num.Listed {
+				// looked up all the same; the count shows how often the metadata lags
+				observe.MetricsFrom(ctx).Count("LookupUnlistedNumber", 1)
+			}
 			p := s.phones()
 			f, err := s.identify(ctx, byPhoneUsers(num), byPhoneIncidents(num),
 				func(u servicenow.User) bool { return p.Same(num, u.Phone) || p.Same(num, u.MobilePhone) },

@@ -170,19 +170,12 @@ func (s *Service) now() time.Time {
 
 // Handle authenticates, decodes and answers one request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
-	m := observe.MetricsFrom(ctx)
-	err := s.Verifier.Verify(ctx, req.Header(hmacauth.HeaderTimestamp), req.Header(hmacauth.HeaderSignature), req.Body)
-	var rej *hmacauth.Rejection
-	switch {
-	case errors.As(err, &rej):
-		m.Count("SignatureRejected", 1, observe.D("Header", rej.Field))
-		slog.WarnContext(ctx, "priority-sync request refused", "header", rej.Field, "reason", rej.Reason, "shape", req.Shape.String())
-		return apigw.Unauthorized(rej.Field, "request signature rejected: "+rej.Field+" "+rej.Reason).Response()
-	case err != nil:
-		m.Count("PrioritySyncUnavailable", 1, observe.D("Reason", "signature_check"))
-		slog.ErrorContext(ctx, "cannot verify priority-sync requests: the signing key or the replay guard is unavailable", "error", err.Error())
-		return apigw.Response{Status: http.StatusServiceUnavailable, Body: Outcome{Status: StatusUnavailable, Reason: "signature_check"}}
+	signed, err := s.Verifier.Check(ctx, req.Header(hmacauth.HeaderTimestamp), req.Header(hmacauth.HeaderSignature), req.Body)
+	if err != nil {
+		return s.refused(ctx, req, err)
 	}
+	// The body is judged before the signature is claimed: a refused request leaves nothing
+	// behind, so its corrected redelivery is not taken for a replay.
 	var in Input
 	if bad := apigw.DecodeJSON(req.Body, &in, true); bad != nil {
 		return bad.Response()
@@ -190,6 +183,9 @@ func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response
 	priority, bad := in.validate()
 	if bad != nil {
 		return bad.Response()
+	}
+	if err := signed.Claim(ctx); err != nil {
+		return s.refused(ctx, req, err)
 	}
 	out := s.Sync(ctx, in, priority)
 	status := http.StatusOK
@@ -200,6 +196,20 @@ func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response
 		}
 	}
 	return apigw.Response{Status: status, Body: out}
+}
+
+// refused answers a request whose signature was rejected (401) or could not be checked (503).
+func (s *Service) refused(ctx context.Context, req *apigw.Request, err error) apigw.Response {
+	m := observe.MetricsFrom(ctx)
+	var rej *hmacauth.Rejection
+	if errors.As(err, &rej) {
+		m.Count("SignatureRejected", 1, observe.D("Header", rej.Field))
+		slog.WarnContext(ctx, "priority-sync request refused", "header", rej.Field, "reason", rej.Reason, "shape", req.Shape.String())
+		return apigw.Unauthorized(rej.Field, "request signature rejected: "+rej.Field+" "+rej.Reason).Response()
+	}
+	m.Count("PrioritySyncUnavailable", 1, observe.D("Reason", "signature_check"))
+	slog.ErrorContext(ctx, "cannot verify priority-sync requests: the signing key or the replay guard is unavailable", "error", err.Error())
+	return apigw.Response{Status: http.StatusServiceUnavailable, Body: Outcome{Status: StatusUnavailable, Reason: "signature_check"}}
 }
 
 var (
