@@ -50,13 +50,14 @@ func WriteOutcome(err error) Outcome {
 	switch {
 	case e.unsent:
 		return NotSent // whatever the status says, it is another call's (a token endpoint's)
-	case e.Status >= 400 && e.Status <= 499:
+	case e.Status >= 400 && e.Status <= 499, e.Kind == KindRejected:
+		// A 4xx, or an answer that says the write was refused (a message accepted by the
+		// API in status "rejected"): nothing happened.
 		return Refused
 	case e.Status != 0:
 		return Unknown // 5xx, or a 2xx (or 3xx) we could not use
-	case e.Kind == KindConfig || e.Kind == KindRejected:
-		// Built on our side before anything was sent: missing settings or credentials, a body
-		// that cannot be encoded, a request the client refused to send.
+	case e.Kind == KindConfig:
+		// Built on our side before anything was sent: missing settings or credentials.
 		return NotSent
 	}
 	return Unknown

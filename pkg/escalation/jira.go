@@ -205,14 +205,14 @@ func (t *JiraTarget) Note(ctx context.Context, m Master, text string) error {
 }
 
 // NoteLanded reads the master request's internal comments (JSM's comment list, a consistent
-// read) for marker.
-func (t *JiraTarget) NoteLanded(ctx context.Context, m Master, marker string) (bool, error) {
+// read) for the note's marker.
+func (t *JiraTarget) NoteLanded(ctx context.Context, m Master, token string) (bool, error) {
 	cs, err := t.API.ListComments(ctx, m.Key, jira.InternalComments)
 	if err != nil {
 		return false, err
 	}
 	for i := len(cs) - 1; i >= 0; i-- { // the newest are the likeliest
-		if strings.Contains(cs[i].Body, marker) {
+		if strings.Contains(cs[i].Body, NoteMarker(token)) {
 			return true, nil
 		}
 	}

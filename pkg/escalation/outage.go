@@ -305,9 +305,10 @@ type FlushResult struct {
 // minute verifies it only after this.
 const noteTimeout = 15 * time.Second
 
-// NoteMarker is the line every master note ends with: "cxbridge note <token>". The token is
-// recorded on the master before the note is sent, so a note whose answer was lost (or whose
-// writer died) is looked for, by this marker, before its links are noted again.
+// NoteMarker is the line every master note ends with: "(cxbridge note <token>)", token being
+// 16 random hex digits. The token is recorded on the master before the note is sent, so a note
+// whose answer was lost (or whose writer died) is looked for, by its token, before its links
+// are noted again.
 func NoteMarker(token string) string { return "(cxbridge note " + token + ")" }
 
 // Flush writes at most one note on a master ticket for this minute, listing up to maxLinks
@@ -337,7 +338,7 @@ func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, ma
 		var landed bool
 		err := g.Do(ctx, func(ctx context.Context) error {
 			var err error
-			landed, err = t.NoteLanded(ctx, master, NoteMarker(prev.token))
+			landed, err = t.NoteLanded(ctx, master, prev.token)
 			return err
 		})
 		if err != nil {

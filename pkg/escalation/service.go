@@ -32,12 +32,12 @@ type Target interface {
 	// also means "do not try again before Until".
 	Deliver(ctx context.Context, e *Escalation, since time.Time) (Ticket, error)
 	// Note adds an internal note to a master ticket. text ends with a marker (NoteMarker)
-	// that NoteLanded finds again.
+	// whose token NoteLanded finds again.
 	Note(ctx context.Context, m Master, text string) error
-	// NoteLanded reports whether a note carrying marker is on the master ticket: how a note
-	// whose answer was lost is verified before the links it listed are noted again. The read
-	// is consistent (JSM comments, ServiceNow sys_journal_field).
-	NoteLanded(ctx context.Context, m Master, marker string) (bool, error)
+	// NoteLanded reports whether a note carrying token (hex digits) is on the master ticket:
+	// how a note whose answer was lost is verified before the links it listed are noted
+	// again. The read is consistent (JSM comments, ServiceNow sys_journal_field).
+	NoteLanded(ctx context.Context, m Master, token string) (bool, error)
 	// ResolveMaster checks a master ticket and completes what the target needs of it.
 	ResolveMaster(ctx context.Context, m Master) (Master, error)
 	MasterURL(m Master) string

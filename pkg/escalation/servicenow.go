@@ -195,13 +195,13 @@ func (t *ServiceNowTarget) Note(ctx context.Context, m Master, text string) erro
 	return t.API.AppendWorkNote(ctx, id, text)
 }
 
-// NoteLanded reads the master incident's work notes (sys_journal_field) for marker.
-func (t *ServiceNowTarget) NoteLanded(ctx context.Context, m Master, marker string) (bool, error) {
+// NoteLanded reads the master incident's work notes (sys_journal_field) for the note's token.
+func (t *ServiceNowTarget) NoteLanded(ctx context.Context, m Master, token string) (bool, error) {
 	id, err := servicenow.ParseSysID(m.SysID)
 	if err != nil {
 		return false, &connectors.Error{System: servicenow.System, Op: "read work notes", Kind: connectors.KindConfig, Message: "the master incident's sys_id is unknown"}
 	}
-	tok, err := servicenow.ParseKey(marker)
+	tok, err := servicenow.ParseKey(token)
 	if err != nil {
 		return false, &connectors.Error{System: servicenow.System, Op: "read work notes", Kind: connectors.KindRejected, Message: "marker: " + err.Error()}
 	}

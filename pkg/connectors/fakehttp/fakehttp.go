@@ -126,13 +126,17 @@ func (q *Failures[F]) Clear() {
 
 // Take returns the failure that applies to a request path, if any, and uses it up. When several
 // prefixes match, the longest (most specific) wins, so the choice never depends on map order.
-func (q *Failures[F]) Take(path string) (F, bool) {
+func (q *Failures[F]) Take(path string) (F, bool) { return q.TakeFor(path, nil) }
+
+// TakeFor is Take for failures that apply to some requests only (one method, say): a queue
+// whose next failure does not match (match returns false) is passed over for this request.
+func (q *Failures[F]) TakeFor(path string, match func(*F) bool) (F, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	best := ""
 	found := false
 	for prefix, fs := range q.byPrefix {
-		if len(fs) > 0 && strings.HasPrefix(path, prefix) && (!found || len(prefix) > len(best)) {
+		if len(fs) > 0 && strings.HasPrefix(path, prefix) && (!found || len(prefix) > len(best)) && (match == nil || match(&fs[0])) {
 			best, found = prefix, true
 		}
 	}

@@ -133,6 +133,9 @@ type Failure struct {
 	AfterEffect bool
 	// Reset closes the connection without an answer (after Delay) instead of answering.
 	Reset bool
+	// Method, when set, limits the failure to requests with this method (POST: the write, not
+	// the read before it).
+	Method string
 }
 
 // Received is an API request the fake got. Credentials are not kept: Authorization and Cookie
@@ -313,7 +316,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mux.ServeHTTP(w, r)
 	})
-	f, ok := s.failures.Take(path)
+	f, ok := s.failures.TakeFor(path, func(f *Failure) bool { return f.Method == "" || f.Method == r.Method })
 	switch {
 	case !ok:
 		process(w, r2)

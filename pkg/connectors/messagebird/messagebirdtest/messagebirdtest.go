@@ -100,6 +100,9 @@ type Failure struct {
 	AfterEffect bool
 	// Reset closes the connection without an answer (after Delay) instead of answering.
 	Reset bool
+	// Method, when set, limits the failure to requests with this method (POST: the write, not
+	// the read before it).
+	Method string
 }
 
 // Received is a request the fake got. The Authorization header is not kept.
@@ -251,7 +254,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		s.process(w, r, authorized)
 	}
-	f, ok := s.failures.Take(r.URL.Path)
+	f, ok := s.failures.TakeFor(r.URL.Path, func(f *Failure) bool { return f.Method == "" || f.Method == r.Method })
 	switch {
 	case !ok:
 		process(w, r)

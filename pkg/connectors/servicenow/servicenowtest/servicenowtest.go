@@ -88,6 +88,9 @@ type Failure struct {
 	AfterEffect bool
 	// Reset closes the connection without an answer (after Delay) instead of answering.
 	Reset bool
+	// Method, when set, limits the failure to requests with this method (POST: the write, not
+	// the read before it).
+	Method string
 }
 
 // Received is a Table API request the fake got (credentials are not kept).
@@ -318,7 +321,7 @@ func (s *Server) rateLimited(w http.ResponseWriter) bool {
 }
 
 func (s *Server) injected(w http.ResponseWriter, r *http.Request, process http.HandlerFunc) bool {
-	f, ok := s.failures.Take(r.URL.Path)
+	f, ok := s.failures.TakeFor(r.URL.Path, func(f *Failure) bool { return f.Method == "" || f.Method == r.Method })
 	if !ok {
 		return false
 	}
