@@ -567,7 +567,7 @@ func (s *Store) ClaimWork(ctx context.Context, kind, id, owner string, leaseUnti
 	var ccf *types.ConditionalCheckFailedException
 	switch {
 	case err == nil:
-		return ClaimInfo{Claim: Claimed, Started: now}, nil
+		return ClaimInfo{Claim: Claimed, Started: time.UnixMilli(now.UnixMilli()).UTC()}, nil // as stored
 	case !errors.As(err, &ccf):
 		return ClaimInfo{}, fmt.Errorf("claim %s %s: %w", kind, id, err)
 	}

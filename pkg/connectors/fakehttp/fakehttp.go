@@ -56,8 +56,9 @@ func Wait(r *http.Request, d time.Duration) bool {
 // Lose serves r with serve, so the request takes effect, and then loses the answer: it waits
 // delay (a hang; it ends early, answering nothing, when the client gives up), then resets the
 // connection (reset), writes the injected answer instead of the real one (fail, when not nil:
-// a 5xx for a write that was applied), or delivers the real answer late. The request body must
-// be readable again by serve (the fakes read it first and hand on a copy).
+// a 5xx for a write that was applied), or delivers the real answer late. The caller must have
+// read the request body (the fakes read it first and hand serve a copy): only then does the
+// server notice a client that gives up during the delay.
 func Lose(w http.ResponseWriter, r *http.Request, serve http.Handler, delay time.Duration, reset bool, fail func(http.ResponseWriter)) {
 	rec := httptest.NewRecorder()
 	serve.ServeHTTP(rec, r)
