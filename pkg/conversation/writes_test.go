@@ -44,7 +44,12 @@ var writeFaults = []fault{
 	{name: "429 with Retry-After", status: 429, retryAfter: 1},
 }
 
-func shortBudget(c *conversation.Config) { c.Budget = 1500 * time.Millisecond }
+// shortBudget makes the webhook budget shorter than the injected hangs, once the setup is done
+// (with the default budget, so a loaded machine does not fail the setup).
+func (w *world) shortBudget() {
+	w.settle()
+	w.svc.Config.Budget = 1500 * time.Millisecond
+}
 
 // untilDoneJira redelivers a Jira webhook, as Jira does after a 5xx, until it is taken.
 func (w *world) untilDoneJira(t *testing.T, d jiratest.Delivery) jiratest.Delivery {
@@ -83,8 +88,9 @@ func TestAgentReplyReachesTheCustomerOnceWhateverHappensToTheSend(t *testing.T) 
 	for _, f := range writeFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, shortBudget)
+			w := newWorld(t)
 			d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
+			w.shortBudget()
 			w.mb.Fail("/v1/conversations/"+d.ConversationID+"/messages", f.mb("POST"))
 			first := w.agent(r.RequestKey, "Your parcel is on its way", true)
 			w.untilDoneJira(t, first)
@@ -101,7 +107,7 @@ func TestAgentReplyReachesTheCustomerOnceWhateverHappensToTheSend(t *testing.T) 
 // TestConcurrentRedeliveriesSendOnce: the first attempt's answer was lost, and Jira delivers the
 // comment twice at once; one delivery checks and finds the message, the other waits.
 func TestConcurrentRedeliveriesSendOnce(t *testing.T) {
-	w := newWorld(t, shortBudget)
+	w := newWorld(t)
 	d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
 	w.mb.Fail("/v1/conversations/"+d.ConversationID+"/messages", messagebirdtest.Failure{Status: 502, AfterEffect: true, Method: "POST", Times: 1})
 	first := w.agent(r.RequestKey, "On its way", true)
@@ -128,7 +134,8 @@ func TestNewRequestIsCreatedOnceWhateverHappensToTheCreate(t *testing.T) {
 	for _, f := range writeFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, shortBudget)
+			w := newWorld(t)
+			w.shortBudget()
 			w.jira.Fail("/rest/servicedeskapi/request", f.jira("POST"))
 			d, _ := w.receive(messagebirdtest.Inbound{Text: "my router is dead"})
 			w.untilDoneMB(t, d)
@@ -166,10 +173,11 @@ func TestCustomerCommentIsAddedOnce(t *testing.T) {
 	for _, f := range writeFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, shortBudget)
+			w := newWorld(t)
 			_, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
 			w.agent(r.RequestKey, "What is your order number?", true)
 			w.settle()
+			w.shortBudget()
 			w.jira.Fail("/rest/servicedeskapi/request/"+r.RequestKey+"/comment", f.jira("POST"))
 			d, _ := w.receive(messagebirdtest.Inbound{Text: "It is 4711"})
 			w.untilDoneMB(t, d)
@@ -189,9 +197,10 @@ func TestAttachmentIsAttachedOnce(t *testing.T) {
 	for _, f := range writeFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, shortBudget)
+			w := newWorld(t)
 			_, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
 			photo := w.mb.AddMedia(messagebirdtest.MediaFile{ContentType: "image/png", Filename: "screen.png", Data: []byte("\x89PNG\r\n\x1a\n....")})
+			w.shortBudget()
 			w.jira.Fail("/rest/servicedeskapi/request/"+r.RequestKey+"/attachment", f.jira("POST"))
 			d, _ := w.receive(messagebirdtest.Inbound{Text: "see screenshot", Media: &messagebirdtest.MediaRef{URL: photo, Caption: "see screenshot"}})
 			w.untilDoneMB(t, d)
@@ -209,11 +218,12 @@ func TestDeliveryFailureIsReportedOnce(t *testing.T) {
 	for _, f := range writeFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, shortBudget)
+			w := newWorld(t)
 			d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
 			w.agent(r.RequestKey, "Hello back", true)
 			w.settle()
 			msg := w.mb.Sent(d.ConversationID)[0]
+			w.shortBudget()
 			w.jira.Fail("/rest/servicedeskapi/request/"+r.RequestKey+"/comment", f.jira("POST"))
 			st, err := w.mb.SetStatus(msg.ID, "failed", &messagebirdtest.MessageError{Code: 131026, Description: "Message undeliverable"})
 			if err != nil {
@@ -235,8 +245,9 @@ func TestUndeliveredReplyIsReportedOnce(t *testing.T) {
 	for _, f := range writeFaults {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, shortBudget)
+			w := newWorld(t)
 			d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello", At: time.Now().Add(-25 * time.Hour)})
+			w.shortBudget()
 			w.jira.Fail("/rest/servicedeskapi/request/"+r.RequestKey+"/comment", f.jira("POST"))
 			first := w.agent(r.RequestKey, "Sorry for the wait", true)
 			w.untilDoneJira(t, first)

@@ -13,8 +13,17 @@ import (
 )
 
 // outage queues n escalations per target while Jira and ServiceNow answer every create with 503,
-// as callers keep calling during an outage.
+// as callers keep calling during an outage. The environment is warm (secrets read, one ticket
+// per target made) before the outage starts; those two tickets are not counted.
 func (e *env) outage(t testing.TB, n int) {
+	budget := e.svc.Config.Budget
+	e.svc.Config.Budget = 10 * time.Second // a cold environment on a loaded machine
+	for _, target := range []string{escalation.Jira, escalation.ServiceNow} {
+		if c := e.post(body("conversationId", "warm-"+target, "trigger", "manual", "target", target)); c.res.Status != escalation.StatusCreated {
+			t.Fatalf("warm-up: %s", c.raw)
+		}
+	}
+	e.svc.Config.Budget = budget
 	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 503, Method: "POST"})
 	e.sn.Fail("/api/now/v2/table/incident", servicenowtest.Failure{Status: 503, Method: "POST"})
 	var wg sync.WaitGroup
@@ -70,10 +79,10 @@ func TestRedriveDrainsTheBacklogWhenTheTargetRecovers(t *testing.T) {
 	if p, _ := e.svc.Outbox.Pending(t.Context(), 1000); len(p) != 0 || sum.Delivered != 2*perTarget {
 		t.Fatalf("%d still queued after the first run since the faults stopped: %+v", len(p), sum)
 	}
-	if n := e.jira.RequestCount(); n != perTarget {
+	if n := e.jira.RequestCount() - 1; n != perTarget {
 		t.Fatalf("%d Jira requests for %d escalations", n, perTarget)
 	}
-	if n := len(e.sn.Records("incident")); n != perTarget {
+	if n := len(e.sn.Records("incident")) - 1; n != perTarget {
 		t.Fatalf("%d incidents for %d escalations", n, perTarget)
 	}
 	t.Logf("faults stop -> backlog of %d empty: 1 run of %s (%+v)", 2*perTarget, took.Round(time.Millisecond), sum)
@@ -98,7 +107,7 @@ func BenchmarkRedriveDrain(b *testing.B) {
 		sum := e.svc.Redrive(ctx)
 		cancel()
 		b.StopTimer()
-		if sum.Delivered != 2*perTarget || e.jira.RequestCount() != perTarget || len(e.sn.Records("incident")) != perTarget {
+		if sum.Delivered != 2*perTarget || e.jira.RequestCount() != perTarget+1 || len(e.sn.Records("incident")) != perTarget+1 {
 			b.Fatalf("%+v, %d requests, %d incidents", sum, e.jira.RequestCount(), len(e.sn.Records("incident")))
 		}
 		b.StartTimer()
