@@ -290,11 +290,8 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 			ue.URL = stripQuery(ue.URL)
 		}
 		slog.DebugContext(ctx, "outbound call failed", "system", c.System, "op", r.Op, "ms", time.Since(start).Milliseconds(), "error", err.Error(), "written", written.Load())
-		e := &Error{System: c.System, Op: r.Op, Kind: KindUnavailable, Err: err}
-		if !written.Load() {
-			notSent(e)
-		}
-		return nil, nil, e
+		// Not completely written: it cannot have been acted on.
+		return nil, nil, &Error{System: c.System, Op: r.Op, Kind: KindUnavailable, Err: err, unsent: !written.Load()}
 	}
 	defer resp.Body.Close()
 	// One byte more than the limit, so Do can tell a body that fits from one that was cut off.
