@@ -261,3 +261,24 @@ func TestUndeliveredReplyIsReportedOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestALaterRefusalKeepsTheDoubt: the send's answer was lost; the redelivery's check of the
+// conversation is refused (429). The claim stays in doubt, and the next redelivery checks again
+// rather than send.
+func TestALaterRefusalKeepsTheDoubt(t *testing.T) {
+	w := newWorld(t)
+	d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
+	w.mb.Fail("/v1/conversations/"+d.ConversationID+"/messages", messagebirdtest.Failure{Status: 504, AfterEffect: true, Method: "POST", Times: 1})
+	first := w.agent(r.RequestKey, "Checking", true)
+	if first.Status == http.StatusOK {
+		t.Fatalf("%s", first.Body)
+	}
+	w.mb.Fail("/v1/conversations/"+d.ConversationID+"/messages", messagebirdtest.Failure{Status: 429, RetryAfter: 1, Method: "GET", Times: 1})
+	if again, _ := w.jira.Redeliver(first.ID); again.Status == http.StatusOK {
+		t.Fatalf("the check was refused; the redelivery cannot be done: %s", again.Body)
+	}
+	w.untilDoneJira(t, first)
+	if got := w.sentTexts(d.ConversationID); len(got) != 1 {
+		t.Fatalf("the customer received %q", got)
+	}
+}

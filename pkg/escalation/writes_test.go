@@ -299,3 +299,27 @@ func TestOverlappingRedriveRunsDeliverEachOnce(t *testing.T) {
 	}
 	t.Logf("two overlapping runs: %+v and %+v", sums[0], sums[1])
 }
+
+// TestALaterRefusalKeepsTheDoubt: the create's answer was lost, then the verification itself is
+// refused (429). The doubt must survive the reschedule: the next run still searches first.
+func TestALaterRefusalKeepsTheDoubt(t *testing.T) {
+	e := newEnv(t, with("ESCALATION_BUDGET_MS", "1500"))
+	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 502, AfterEffect: true, Method: "POST", Times: 1})
+	req := body("conversationId", conv, "trigger", "vip")
+	if c := e.post(req); c.res.Reason != escalation.ReasonVerifying {
+		t.Fatalf("%s", c.raw)
+	}
+	e.jira.Fail("/rest/api/3/search/jql", jiratest.Failure{Status: 429, RetryAfter: 1, Times: 1})
+	e.clock.Jump(2 * time.Second)
+	if sum, _ := e.redrive(); sum.Rescheduled != 1 {
+		t.Fatalf("%+v", sum)
+	}
+	p, _ := e.svc.Outbox.Pending(t.Context(), 1)
+	if len(p) != 1 || p[0].Since.IsZero() || p[0].Reason != escalation.ReasonRateLimited {
+		t.Fatalf("after the 429: %+v", p)
+	}
+	e.clock.Jump(2 * time.Minute)
+	if sum, _ := e.redrive(); sum.Delivered != 1 || e.jira.RequestCount() != 1 || len(e.jiraCreates()) != 1 {
+		t.Fatalf("%+v, %d requests, %d creates", sum, e.jira.RequestCount(), len(e.jiraCreates()))
+	}
+}
