@@ -389,6 +389,10 @@ func (s *Service) flushMasters(ctx context.Context, sum *RedriveSummary) {
 		return
 	}
 	for _, ref := range refs {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < redriveMinAttempt {
+			slog.WarnContext(ctx, "no time left for the outage notes; they follow next minute")
+			return
+		}
 		t := s.Targets[ref.Target]
 		if t == nil {
 			continue
