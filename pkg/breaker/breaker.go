@@ -91,8 +91,11 @@ func (e *OpenError) Error() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrOpen) true.
-func (e *OpenError) Is(target error) bool { return target == ErrOpen }
+// Is makes errors.Is(err, ErrOpen) true, and errors.Is(err, connectors.ErrNotSent): a rejected
+// call never reached the dependency, so a write it stopped may be repeated.
+func (e *OpenError) Is(target error) bool {
+	return target == ErrOpen || target == connectors.ErrNotSent
+}
 
 // DB is the part of *dynamodb.Client the breaker uses.
 type DB interface {

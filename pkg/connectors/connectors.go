@@ -15,8 +15,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,6 +53,7 @@ type Error struct {
 
 	retryAfter    time.Duration
 	hasRetryAfter bool
+	unsent        bool // raised before the request was (completely) sent: see WriteOutcome
 }
 
 func (e *Error) Error() string {
@@ -247,11 +250,14 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 	}
 	if c.Creds != nil {
 		if err := c.Creds.Apply(ctx, req); err != nil {
+			// Whatever the token endpoint answered, this request never left.
 			var ce *Error
 			if errors.As(err, &ce) {
-				return nil, nil, err
+				cp := *ce
+				return nil, nil, notSent(&cp)
 			}
-			return fail(KindUnavailable, fmt.Errorf("credentials: %w", err))
+			_, _, err := fail(KindUnavailable, fmt.Errorf("credentials: %w", err))
+			return nil, nil, notSent(err.(*Error))
 		}
 	}
 	hc := c.HTTP
@@ -264,6 +270,16 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 		noRedirect.CheckRedirect = DefaultHTTPClient.CheckRedirect
 		hc = &noRedirect
 	}
+	// Whether the whole request reached the connection decides what a transport error means:
+	// one that was never completely written cannot have been acted on (WriteOutcome).
+	var written atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				written.Store(true)
+			}
+		},
+	}))
 	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -273,8 +289,9 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 			// are logged, so they name the endpoint only.
 			ue.URL = stripQuery(ue.URL)
 		}
-		slog.DebugContext(ctx, "outbound call failed", "system", c.System, "op", r.Op, "ms", time.Since(start).Milliseconds(), "error", err.Error())
-		return fail(KindUnavailable, err)
+		slog.DebugContext(ctx, "outbound call failed", "system", c.System, "op", r.Op, "ms", time.Since(start).Milliseconds(), "error", err.Error(), "written", written.Load())
+		// Not completely written: it cannot have been acted on.
+		return nil, nil, &Error{System: c.System, Op: r.Op, Kind: KindUnavailable, Err: err, unsent: !written.Load()}
 	}
 	defer resp.Body.Close()
 	// One byte more than the limit, so Do can tell a body that fits from one that was cut off.

@@ -61,7 +61,7 @@ func (c *clock) Jump(d time.Duration) { c.offset.Add(int64(d)) }
 // env is one deployment of create-escalation and escalation-redrive, wired exactly as the
 // functions wire it, against wire-level fakes and DynamoDB Local.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	svc     *escalation.Service
 	jira    *jiratest.Server
 	sn      *servicenowtest.Server
@@ -113,7 +113,7 @@ func with(k, v string) setting {
 	return func(vars map[string]string, _ *jiratest.Config, _ *breaker.Settings) { vars[k] = v }
 }
 
-func newEnv(t *testing.T, settings ...setting) *env {
+func newEnv(t testing.TB, settings ...setting) *env {
 	t.Helper()
 	jcfg := jiratest.Config{Email: jiraEmail, APIToken: jiraToken, ClientID: jiraClient, ClientSecret: jiraSecret, ServiceDesks: desks()}
 	// StoreTimeout above the 250 ms default: a busy machine must not fail the breaker open.

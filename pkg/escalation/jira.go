@@ -2,11 +2,8 @@ package escalation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -21,17 +18,19 @@ type JiraAPI interface {
 	SearchIssues(ctx context.Context, s jira.Search) (*jira.SearchResult, error)
 	AddComment(ctx context.Context, issueIDOrKey, body string, public bool) (*jira.Comment, error)
 	GetRequest(ctx context.Context, issueIDOrKey string) (*jira.CustomerRequest, error)
+	ListComments(ctx context.Context, issueIDOrKey string, f jira.CommentFilter) ([]jira.Comment, error)
 }
 
 // JiraTarget raises escalations as JSM customer requests.
 //
-// Crash recovery: the request carries the marker "cxb-<escalation id>" in JIRA_KEY_FIELD (a
-// label by default). JQL search is eventually consistent, so a request created moments ago may
-// not be found yet. A recovering attempt therefore creates only when the earlier attempt's
-// deadline is more than SearchLag ago; otherwise it defers (the escalation is queued, and the
-// redrive looks again once the lag has passed). For the same reason a create whose outcome is
-// unknown (a timeout, a 5xx without Retry-After) is not retried at once: it is queued for
-// verification instead of risking a second request.
+// Every request carries the marker "cxb-<escalation id>" in JIRA_KEY_FIELD (a label by
+// default). A create whose outcome is unknown (connectors.InDoubt: a timeout or reset after the
+// request was sent, any 5xx, an unreadable 201) may have made the request, so it is never
+// repeated blind: the attempt ends with a *DeferError and the escalation is queued as
+// "verifying". JQL search is the only way to find the request again and it is eventually
+// consistent, so the next attempt searches for the marker only once SearchLag has passed since
+// the doubt began, and creates only when the search finds nothing then. A Retry-After on the
+// failed create pushes that moment further out, never earlier.
 type JiraTarget struct {
 	API    JiraAPI
 	Config JiraConfig
@@ -129,11 +128,15 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	req := jira.NewRequest{ServiceDeskID: p.ServiceDeskID, RequestTypeID: p.RequestTypeID, Fields: fields, RaiseOnBehalfOf: onBehalf}
 	cr, err := t.API.CreateRequest(ctx, req)
 	if err != nil {
-		if t.Unsure(err) {
+		if connectors.InDoubt(err) {
 			// Retrying now could make a second request; look for this one once search
-			// has caught up instead.
+			// has caught up instead (and not before the server's Retry-After).
 			now := t.now()
-			return Ticket{}, &DeferError{Until: now.Add(t.Config.SearchLag), Since: now, Reason: "the create request's outcome is unknown", Err: err}
+			until := now.Add(t.Config.SearchLag)
+			if d, ok := retryAfter(err); ok && now.Add(d).After(until) {
+				until = now.Add(d)
+			}
+			return Ticket{}, &DeferError{Until: until, Since: now, Reason: "the create request's outcome is unknown", Err: err}
 		}
 		return Ticket{}, err
 	}
@@ -195,40 +198,25 @@ func (t *JiraTarget) find(ctx context.Context, marker string) (*jira.Issue, erro
 
 func (t *JiraTarget) browse(key string) string { return t.Config.BrowseURL + "/browse/" + key }
 
-// Unsure reports a failed create that may nevertheless have created the request: the answer
-// was lost (a timeout, a broken connection after sending) or a 5xx that does not say "try
-// later" (502, 504, a 500 without Retry-After). 429, 503 and errors before sending are sure
-// failures.
-func (t *JiraTarget) Unsure(err error) bool {
-	var ce *connectors.Error
-	if !errors.As(err, &ce) {
-		return errors.Is(err, context.DeadlineExceeded)
-	}
-	if ce.Op != "create request" {
-		return false
-	}
-	if _, has := ce.RetryAfter(); has {
-		return false
-	}
-	switch {
-	case ce.Kind == connectors.KindRateLimited, ce.Status == http.StatusServiceUnavailable:
-		return false
-	case ce.Status >= 500, ce.Kind == connectors.KindBadResponse:
-		return true // a 2xx we could not read is a request that probably exists
-	case ce.Status == 0:
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return false // never connected
-		}
-		return ce.Kind == connectors.KindUnavailable
-	}
-	return false
-}
-
 // Note adds an internal comment (agents only) to the master request.
 func (t *JiraTarget) Note(ctx context.Context, m Master, text string) error {
 	_, err := t.API.AddComment(ctx, m.Key, text, false)
 	return err
+}
+
+// NoteLanded reads the master request's internal comments (JSM's comment list, a consistent
+// read) for the note's marker.
+func (t *JiraTarget) NoteLanded(ctx context.Context, m Master, token string) (bool, error) {
+	cs, err := t.API.ListComments(ctx, m.Key, jira.InternalComments)
+	if err != nil {
+		return false, err
+	}
+	for i := len(cs) - 1; i >= 0; i-- { // the newest are the likeliest
+		if strings.Contains(cs[i].Body, NoteMarker(token)) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // ResolveMaster checks that the master request exists.

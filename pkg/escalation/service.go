@@ -20,15 +20,24 @@ import (
 )
 
 // Target is a ticketing system escalations are delivered to.
+//
+// Its writes follow DESIGN.md section 7: a write whose outcome is unknown
+// (connectors.InDoubt) is never repeated before the target has found out whether it landed.
 type Target interface {
 	Name() string
 	// Deliver creates the escalation's ticket, or updates the one it belongs to. since, when
 	// not zero, is the latest moment an earlier attempt may have created it without recording
-	// it: the target then looks for it before creating. A *DeferError means "do not try again
-	// before Until".
+	// it: the target then looks for it before writing. An error that carries a doubt of its
+	// own (*DeferError, *DoubtError) moves since forward for the next attempt; a *DeferError
+	// also means "do not try again before Until".
 	Deliver(ctx context.Context, e *Escalation, since time.Time) (Ticket, error)
-	// Note adds an internal note to a master ticket.
+	// Note adds an internal note to a master ticket. text ends with a marker (NoteMarker)
+	// whose token NoteLanded finds again.
 	Note(ctx context.Context, m Master, text string) error
+	// NoteLanded reports whether a note carrying token (hex digits) is on the master ticket:
+	// how a note whose answer was lost is verified before the links it listed are noted
+	// again. The read is consistent (JSM comments, ServiceNow sys_journal_field).
+	NoteLanded(ctx context.Context, m Master, token string) (bool, error)
 	// ResolveMaster checks a master ticket and completes what the target needs of it.
 	ResolveMaster(ctx context.Context, m Master) (Master, error)
 	MasterURL(m Master) string
@@ -70,6 +79,47 @@ func (e *DeferError) Retryable() bool { return false }
 // RetryAfter is the wait until Until.
 func (e *DeferError) RetryAfter() (time.Duration, bool) { return time.Until(e.Until), true }
 
+// DoubtError is a failed attempt whose write may nevertheless have landed (its answer was lost:
+// connectors.InDoubt) on a target that can verify at once with a consistent read: the next
+// attempt, in this call or in the redrive, looks before it writes. Since is when the doubt
+// began.
+type DoubtError struct {
+	Since time.Time
+	Err   error
+}
+
+func (e *DoubtError) Error() string { return "outcome unknown: " + e.Err.Error() }
+
+func (e *DoubtError) Unwrap() error { return e.Err }
+
+// Retryable is true: the next attempt verifies first, so it may follow at once (retry.Retryable).
+func (e *DoubtError) Retryable() bool { return true }
+
+// RetryAfter is the server's Retry-After, when it sent one.
+func (e *DoubtError) RetryAfter() (time.Duration, bool) { return retryAfter(e.Err) }
+
+// doubtOf returns when the doubt an attempt's error carries began: a write whose answer was
+// lost (*DoubtError, or a *DeferError for a create that may exist).
+func doubtOf(err error) (time.Time, bool) {
+	var d *DoubtError
+	if errors.As(err, &d) {
+		return d.Since, true
+	}
+	var f *DeferError
+	if errors.As(err, &f) && !f.Since.IsZero() {
+		return f.Since, true
+	}
+	return time.Time{}, false
+}
+
+// later returns the later of two times (a doubt only ever moves forward).
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // IdempotencyPrefix starts every idempotency record id of create-escalation. It is a constant,
 // not derived from code names, so refactoring cannot orphan records.
 const IdempotencyPrefix = "create-escalation"
@@ -89,6 +139,8 @@ type Service struct {
 	Genesys LinkBack // nil: no link-back
 	Masker  *mask.Masker
 	Now     func() time.Time
+	// Pacer spaces the redrive's deliveries per target; nil: RedriveConcurrency bounds them.
+	Pacer Pacer
 }
 
 func (s *Service) now() time.Time {
@@ -198,7 +250,7 @@ func (s *Service) escalate(ctx context.Context, e *Escalation, validation string
 func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Claim) Result {
 	target := s.Targets[e.Target]
 	if target == nil {
-		return s.fail(ctx, e, ReasonConfiguration, 0, fmt.Errorf("no escalation target is configured (JIRA_BASE_URL and SERVICENOW_BASE_URL are empty)"))
+		return s.fail(ctx, e, ReasonConfiguration, 0, time.Time{}, fmt.Errorf("no escalation target is configured (JIRA_BASE_URL and SERVICENOW_BASE_URL are empty)"))
 	}
 	var since time.Time
 	if claim != nil && claim.Recovered {
@@ -233,6 +285,10 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 			if err == nil {
 				tk = t
 			}
+			// An attempt whose write may have landed makes every later one look first.
+			if d, ok := doubtOf(err); ok {
+				since = later(since, d)
+			}
 			return err
 		})
 		return err
@@ -251,22 +307,21 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 		if due.IsZero() || due.Before(s.now()) {
 			due = s.now().Add(time.Minute)
 		}
-		return s.queue(ctx, e, due, since, ReasonBreakerOpen, 0, err)
+		return s.queue(ctx, e, Item{Due: due, Since: since, Reason: ReasonBreakerOpen}, 0, err)
 	case errors.As(err, &deferred):
-		return s.queue(ctx, e, deferred.Until, deferred.Since, ReasonVerifying, attempts, err)
+		return s.queue(ctx, e, Item{Due: deferred.Until, NotBefore: deferred.Until, Since: since, Reason: ReasonVerifying}, attempts, err)
 	}
 	if reason, permanent := failureReason(err); permanent {
-		return s.fail(ctx, e, reason, attempts, err)
+		return s.fail(ctx, e, reason, attempts, since, err)
 	}
-	due := s.now().Add(time.Minute) // the next redrive run, unless the target asked for longer
-	if d, ok := retryAfter(err); ok && s.now().Add(d).After(due) {
-		due = s.now().Add(d)
+	it := Item{Due: s.now().Add(time.Minute), Since: since, Reason: ReasonUnavailable} // the next redrive run at the latest
+	if d, ok := retryAfter(err); ok && s.now().Add(d).After(it.Due) {
+		it.Due, it.NotBefore = s.now().Add(d), s.now().Add(d)
 	}
-	reason := ReasonUnavailable
 	if connectors.KindOf(err) == connectors.KindRateLimited {
-		reason = ReasonRateLimited
+		it.Reason = ReasonRateLimited
 	}
-	return s.queue(ctx, e, due, since, reason, attempts, err)
+	return s.queue(ctx, e, it, attempts, err)
 }
 
 func (s *Service) guard(target string) Guard {
@@ -337,7 +392,7 @@ func (s *Service) delivered(ctx context.Context, e *Escalation, tk Ticket, attem
 func (s *Service) link(ctx context.Context, e *Escalation, f Flag) Result {
 	if err := s.Outage.Link(ctx, e.Target, f.Master, e); err != nil {
 		slog.ErrorContext(ctx, "outage link could not be recorded; queuing the escalation instead", "error", err)
-		return s.queue(ctx, e, s.now().Add(time.Minute), time.Time{}, ReasonBreakerOpen, 0, err)
+		return s.queue(ctx, e, Item{Due: s.now().Add(time.Minute), Reason: ReasonBreakerOpen}, 0, err)
 	}
 	observe.MetricsFrom(ctx).Count("OutageLinked", 1, observe.D("Target", e.Target))
 	msg := f.Message
@@ -349,16 +404,19 @@ func (s *Service) link(ctx context.Context, e *Escalation, f Flag) Result {
 	return res
 }
 
-// queue stores the escalation for escalation-redrive. If even that fails, the answer is
-// "failed", and the escalation is in the error log line and the EscalationFailed alarm.
-func (s *Service) queue(ctx context.Context, e *Escalation, due, since time.Time, reason string, attempts int, cause error) Result {
+// queue stores the escalation for escalation-redrive: it holds when (Due, NotBefore), why
+// (Reason) and since when an attempt may have created the ticket (Since). If even that fails,
+// the answer is "failed", and the escalation is in the error log line and the EscalationFailed
+// alarm.
+func (s *Service) queue(ctx context.Context, e *Escalation, it Item, attempts int, cause error) Result {
 	// Item.Attempts counts the redrive's attempts, which the backoff grows with.
-	it := Item{Escalation: *e, Due: due, CreatedAt: s.now(), Reason: reason, Since: since, LastError: errText(cause)}
+	it.Escalation, it.CreatedAt, it.LastError = *e, s.now(), errText(cause)
+	due, reason := it.Due, it.Reason
 	err := s.Outbox.Enqueue(ctx, it, s.Config.MaxAge)
 	if err != nil && !errors.Is(err, ErrAlreadyQueued) {
 		observe.MetricsFrom(ctx).Count("EscalationFailed", 1)
 		slog.ErrorContext(ctx, "escalation could not be delivered nor queued: it needs a person", "reason", ReasonOutboxUnavailable,
-			"escalation", e, "delivery_error", errText(cause), "error", err)
+			"escalation", e, "delivery_error", errText(cause), "in_doubt_since", it.Since, "error", err)
 		return s.result(e, StatusFailed, ReasonOutboxUnavailable, attempts,
 			"The ticket could not be created and the escalation could not be queued; the operations team has been alerted.")
 	}
@@ -371,11 +429,13 @@ func (s *Service) queue(ctx context.Context, e *Escalation, due, since time.Time
 	return s.result(e, StatusQueued, reason, attempts, msg)
 }
 
-// fail records an escalation a person must act on and raises the EscalationFailed alarm.
-func (s *Service) fail(ctx context.Context, e *Escalation, reason string, attempts int, cause error) Result {
+// fail records an escalation a person must act on and raises the EscalationFailed alarm. since
+// is kept on the failed item, so a retry after the fix still looks for a ticket an earlier
+// attempt may have created.
+func (s *Service) fail(ctx context.Context, e *Escalation, reason string, attempts int, since time.Time, cause error) Result {
 	observe.MetricsFrom(ctx).Count("EscalationFailed", 1)
 	observe.MetricsFrom(ctx).Count("EscalationFailedByReason", 1, observe.D("Target", e.Target), observe.D("Reason", reason))
-	it := Item{Escalation: *e, CreatedAt: s.now(), Attempts: attempts, Reason: reason, LastError: errText(cause)}
+	it := Item{Escalation: *e, CreatedAt: s.now(), Attempts: attempts, Reason: reason, Since: since, LastError: errText(cause)}
 	if err := s.Outbox.Fail(ctx, it); err != nil {
 		slog.ErrorContext(ctx, "failed escalation could not be recorded", "escalation", e, "error", err)
 	}

@@ -62,7 +62,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		s.Guards[Jira] = guard(Jira)
 	}
 	if cfg.ServiceNow.BaseURL != "" {
-		s.Targets[ServiceNow] = &ServiceNowTarget{API: servicenow.New(cfg.ServiceNow.BaseURL, d.Secrets, cfg.ServiceNow.SecretID, hc), Config: cfg.ServiceNow}
+		s.Targets[ServiceNow] = &ServiceNowTarget{API: servicenow.New(cfg.ServiceNow.BaseURL, d.Secrets, cfg.ServiceNow.SecretID, hc), Config: cfg.ServiceNow, Now: d.Now}
 		s.Guards[ServiceNow] = guard(ServiceNow)
 	}
 	if cfg.GenesysAPIBaseURL != "" && cfg.GenesysSecretID != "" {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 	"github.com/cxbridge/cxbridge/pkg/escalation"
 	"github.com/cxbridge/cxbridge/pkg/localstack"
 	"github.com/cxbridge/cxbridge/pkg/runtimeapi"
@@ -99,6 +100,66 @@ func TestCrashAfterCreateMakesOneTicket(t *testing.T) {
 		t.Fatalf("%d requests: the crash doubled the ticket", n)
 	}
 	t.Logf("crash after create: 1 request in Jira; the retry answered %s in %s (cold start %s)", res.TicketKey, retry.Duration.Round(time.Millisecond), retry.InitDuration.Round(time.Millisecond))
+}
+
+// TestJira503AfterCreateMakesOneRequest runs the real bootstraps: Jira creates the request and
+// answers 503 (a gateway's answer for a slow origin, say). create-escalation does not retry it
+// blind: it queues the escalation for verification. escalation-redrive, once the search lag has
+// passed, finds the request by its marker instead of creating a second one, and the flow's next
+// call gets the ticket.
+func TestJira503AfterCreateMakesOneRequest(t *testing.T) {
+	ctx := context.Background()
+	var logs lockedBuffer
+	st, err := localstack.Start(ctx, localstack.Options{Logs: &logs, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	fn, err := st.Function(ctx, "create-escalation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := st.Jira().RequestCount()
+	st.Jira().Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 503, RetryAfter: 2, AfterEffect: true, Method: "POST", Times: 1})
+	event := restEvent(map[string]any{"conversationId": "5e1b2c3d-4f5a-4b6c-8d7e-9f0a1b2c3d4e", "trigger": "vip", "customerName": "Jane Doe"})
+	first, err := fn.Invoke(ctx, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := answer(t, first); res.Status != escalation.StatusQueued || res.Reason != escalation.ReasonVerifying {
+		t.Fatalf("a 503 after the create must be queued for verification: %+v", res)
+	}
+	if n := st.Jira().RequestCount() - before; n != 1 {
+		t.Fatalf("%d requests; Jira created one and answered 503", n)
+	}
+	// The redrive waits out JiraSearchLagSeconds (5 s locally), then looks and finds it.
+	if err := st.RunOnce(ctx, "escalation-redrive", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	if err := st.RunOnce(ctx, "escalation-redrive", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Jira().RequestCount() - before; n != 1 {
+		t.Fatalf("%d requests: the 503 doubled the ticket", n)
+	}
+	again, err := fn.Invoke(ctx, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := answer(t, again)
+	if res.Status != escalation.StatusCreated || res.TicketKey == "" {
+		t.Fatalf("the escalation must end created: %+v", res)
+	}
+	if n := st.Jira().RequestCount() - before; n != 1 {
+		t.Fatalf("%d requests", n)
+	}
+	t.Logf("Jira 503 after create: 1 request (%s); answered %s, then %s", res.TicketKey, escalation.StatusQueued, res.Status)
 }
 
 // BenchmarkCreateEscalation measures end-to-end latency of warm invocations of the real

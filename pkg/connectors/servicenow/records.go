@@ -13,6 +13,9 @@ import (
 const (
 	TableUser     Table = "sys_user"
 	TableIncident Table = "incident"
+	// TableJournal holds one row per journal entry (work note, additional comment): the
+	// history of write-to-append fields that the record itself reads back as "".
+	TableJournal Table = "sys_journal_field"
 )
 
 // Fields cxbridge queries or reads. Shared names (sys_id, active) serve every table.
@@ -49,6 +52,12 @@ const (
 	FieldCategory           Field = "category"
 	FieldSubcategory        Field = "subcategory"
 	FieldAssignmentGroup    Field = "assignment_group"
+
+	// sys_journal_field
+	FieldJournalTable   Field = "name"       // the table of the record
+	FieldJournalElement Field = "element"    // the journal field, work_notes or comments
+	FieldJournalRecord  Field = "element_id" // the record's sys_id
+	FieldJournalValue   Field = "value"
 
 	// dot-walks from incident through caller_id to sys_user
 	FieldCallerPhone       Field = "caller_id.phone"

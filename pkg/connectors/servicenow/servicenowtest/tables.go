@@ -132,6 +132,18 @@ func IncidentSchema() Schema {
 	}
 }
 
+// JournalTable holds every journal entry as a row, as sys_journal_field does on an instance:
+// name (the table), element (the journal field), element_id (the record's sys_id), value.
+const JournalTable = "sys_journal_field"
+
+// JournalSchema is sys_journal_field. Its rows are written by journal appends only; the Table
+// API reads them and refuses writes (an instance's ACLs do the same for integration users).
+func JournalSchema() Schema {
+	return Schema{Fields: map[string]FieldDef{
+		"name": {ReadOnly: true}, "element": {ReadOnly: true}, "element_id": {ReadOnly: true}, "value": {ReadOnly: true},
+	}}
+}
+
 var systemFields = map[string]FieldDef{
 	"sys_id":         {ReadOnly: true},
 	"sys_created_on": {Type: DateTime, ReadOnly: true},
@@ -223,6 +235,11 @@ func (s *Server) appendJournal(tableName string, row map[string]string, field, v
 		return
 	}
 	s.journal = append(s.journal, JournalEntry{Table: tableName, ElementID: row["sys_id"], Element: field, Value: value, CreatedBy: user, CreatedOn: s.cfg.Now().UTC()})
+	if jt, ok := s.tables[JournalTable]; ok {
+		j := s.newRow(jt, user)
+		j["name"], j["element"], j["element_id"], j["value"] = tableName, field, row["sys_id"], value
+		jt.rows = append(jt.rows, j)
+	}
 }
 
 // Record returns a copy of a record's actual values.
@@ -370,6 +387,10 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request, body []byte, user
 	t, ok := s.tables[tableName]
 	if !ok {
 		WriteError(w, http.StatusBadRequest, "Invalid table "+tableName, "")
+		return
+	}
+	if tableName == JournalTable && r.Method != http.MethodGet {
+		WriteError(w, http.StatusForbidden, "Operation Failed", "ACL restricts the operation on "+JournalTable)
 		return
 	}
 	q := r.URL.Query()
