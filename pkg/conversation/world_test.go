@@ -97,7 +97,7 @@ func newWorld(t testing.TB, opts ...func(*conversation.Config)) *world {
 	}
 	sec := secrets.New(w.secrets.Client())
 	guard := func(name string) *breaker.Breaker {
-		return breaker.New(w.db, tables.State, breaker.Settings{Name: name, Threshold: 50, OpenFor: time.Minute, StoreTimeout: 5 * time.Second}) // generous: DynamoDB Local is slow on a loaded machine
+		return breaker.New(w.db, tables.State, breaker.Settings{Name: name, Threshold: 50, OpenFor: time.Minute})
 	}
 	w.svc = &conversation.Service{
 		Config:         cfg,

@@ -10,6 +10,11 @@
 // dynamotest.Main from TestMain to stop the instance at the end. Setting
 // CXBRIDGE_DYNAMODB_ENDPOINT makes every test binary use that instance instead of starting
 // its own JVM (useful when running many packages by hand; `make test` lets each start its own).
+//
+// A test of what happens when the state store hangs starts an instance of its own
+// (StartPrivate) and freezes it with Pause: the JVM stops (SIGSTOP) but its port still accepts
+// connections, as a stalled DynamoDB endpoint does. Requests sent meanwhile are executed when
+// Resume thaws it.
 package dynamotest
 
 import (
@@ -64,6 +69,9 @@ type Local struct {
 	exited   chan struct{}
 	waitErr  error
 	stopOnce sync.Once
+
+	pauseMu sync.Mutex
+	paused  bool
 }
 
 // Start starts DynamoDB Local on a free port, or reuses the instance CXBRIDGE_DYNAMODB_ENDPOINT
@@ -80,6 +88,12 @@ func Start() (*Local, error) {
 		}
 		return l, nil
 	}
+	return StartPrivate()
+}
+
+// StartPrivate starts a DynamoDB Local of this process's own on a free port, even when
+// CXBRIDGE_DYNAMODB_ENDPOINT names a shared one: an instance a test may Pause. Stop it with Stop.
+func StartPrivate() (*Local, error) {
 	java, err := exec.LookPath("java")
 	if err != nil {
 		return nil, errors.New("dynamotest: java not found in PATH; DynamoDB Local needs Java 17 or newer " +
@@ -229,17 +243,68 @@ func (l *Local) Output() string {
 	return l.out.String()
 }
 
-// Stop kills the JVM (the data is in memory only). A reused instance is left running.
+// Stop kills the JVM (the data is in memory only), resuming it first if it is paused, so
+// nothing is left stopped. A reused instance is left running.
 func (l *Local) Stop() {
 	if l.cmd == nil {
 		return
 	}
 	l.stopOnce.Do(func() {
 		if l.cmd.Process != nil {
+			_ = l.Resume()
 			_ = l.cmd.Process.Kill()
 			<-l.exited
 		}
 	})
+}
+
+// Pause freezes the JVM (SIGSTOP): connections are still accepted, requests are read by nobody
+// and answered by nobody until Resume, and then executed. Only an instance this process started
+// can be paused; Stop resumes a paused one before it kills it.
+func (l *Local) Pause() error {
+	if l.cmd == nil || l.cmd.Process == nil {
+		return errors.New("dynamotest: only an instance this process started can be paused, not one named by " + EndpointEnv + " (use StartPrivate)")
+	}
+	l.pauseMu.Lock()
+	defer l.pauseMu.Unlock()
+	select {
+	case <-l.exited:
+		return fmt.Errorf("dynamotest: DynamoDB Local has exited (%v)", l.waitErr)
+	default:
+	}
+	if l.paused {
+		return nil
+	}
+	if err := stopProcess(l.cmd.Process); err != nil {
+		return fmt.Errorf("dynamotest: pause DynamoDB Local: %w", err)
+	}
+	l.paused = true
+	return nil
+}
+
+// Resume thaws a paused JVM (SIGCONT); the requests that arrived meanwhile run now. Resuming an
+// instance that is not paused does nothing.
+func (l *Local) Resume() error {
+	if l.cmd == nil || l.cmd.Process == nil {
+		return errors.New("dynamotest: only an instance this process started can be resumed")
+	}
+	l.pauseMu.Lock()
+	defer l.pauseMu.Unlock()
+	if !l.paused {
+		return nil
+	}
+	if err := continueProcess(l.cmd.Process); err != nil {
+		return fmt.Errorf("dynamotest: resume DynamoDB Local: %w", err)
+	}
+	l.paused = false
+	return nil
+}
+
+// Paused reports whether the instance is paused.
+func (l *Local) Paused() bool {
+	l.pauseMu.Lock()
+	defer l.pauseMu.Unlock()
+	return l.paused
 }
 
 // Tables holds the physical names of the template's tables in one set.

@@ -33,6 +33,9 @@ type Options struct {
 	Getenv func(string) string
 }
 
+// LocalStateCallTimeoutMs is STATE_CALL_TIMEOUT_MS for the functions of the local stack.
+const LocalStateCallTimeoutMs = "2000"
+
 // Stack is the running local world.
 type Stack struct {
 	Root     string
@@ -191,6 +194,10 @@ func (s *Stack) Env(logicalID string) (map[string]string, error) {
 	env["AWS_ACCESS_KEY_ID"] = "local"
 	env["AWS_SECRET_ACCESS_KEY"] = "local"
 	env["AWS_REGION"] = "us-east-1"
+	// DynamoDB Local on a busy laptop or CI runner is far slower than DynamoDB (a cold JVM takes
+	// seconds for its first requests): give its calls 2 s rather than the production 500 ms, so
+	// a slow answer is not mistaken for a stalled store.
+	env["STATE_CALL_TIMEOUT_MS"] = LocalStateCallTimeoutMs
 	return env, nil
 }
 

@@ -73,7 +73,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 	}
 	// A generous store timeout: on a loaded machine DynamoDB Local can be slower than the
 	// production default, and a breaker failing open would hide what these tests check.
-	bs := breaker.Settings{Name: "telemetry", Threshold: 3, OpenFor: time.Minute, ProbeLease: 5 * time.Second, StoreTimeout: 5 * time.Second}
+	bs := breaker.Settings{Name: "telemetry", Threshold: 3, OpenFor: time.Minute, ProbeLease: 5 * time.Second}
 	for _, o := range opts {
 		o(&cfg, &bs)
 	}
