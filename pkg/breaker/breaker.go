@@ -123,6 +123,9 @@ const (
 	DefaultOpenFor     = 30 * time.Second
 	DefaultProbeLease  = 10 * time.Second
 	DefaultCacheMaxAge = time.Second
+	// DoneGrace is how long past its caller's deadline Done may still write the outcome of a
+	// call that ran to that deadline.
+	DoneGrace = 100 * time.Millisecond
 )
 
 // SettingsFromEnv reads BREAKER_FAILURE_THRESHOLD (default 5) and BREAKER_OPEN_SECONDS
@@ -338,14 +341,21 @@ func (b *Breaker) elect(ctx context.Context, now time.Time) (*Ticket, error) {
 // Done records the call's outcome. err is the call's error: nil is a success, an outage error
 // (connectors.IsOutage) a failure, anything else neutral. Done may be called once; later calls
 // and a nil Ticket do nothing. Its store writes are not cancelled with ctx, because a
-// timed-out call is exactly the failure that must be recorded; the store client still bounds
-// each of them by its per-call cap.
+// timed-out call is exactly the failure that must be recorded; but they stay within the caller's
+// deadline, or DoneGrace past it when the call used it all, so recording never costs the caller
+// more than that (and the store client bounds each write as every other call).
 func (t *Ticket) Done(ctx context.Context, err error) {
 	if t == nil || t.done.Swap(true) || t.degraded {
 		return
 	}
 	b := t.b
+	deadline, hasDeadline := ctx.Deadline()
 	ctx = context.WithoutCancel(ctx)
+	if hasDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, later(deadline, time.Now().Add(DoneGrace)))
+		defer cancel()
+	}
 	now := b.s.Now()
 	outage := err != nil && connectors.IsOutage(err)
 	switch {
@@ -597,4 +607,11 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

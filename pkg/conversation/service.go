@@ -44,6 +44,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 // Routes the service answers.
@@ -221,6 +222,8 @@ func (s *Service) failure(ctx context.Context, source string, err error) apigw.R
 func classify(err error) (int, string) {
 	var ce *connectors.Error
 	switch {
+	case store.Unavailable(err):
+		return http.StatusServiceUnavailable, "state_unavailable"
 	case errors.Is(err, ErrBusy), errors.Is(err, ErrLeaseLost):
 		return http.StatusServiceUnavailable, "busy"
 	case errors.Is(err, breaker.ErrOpen):

@@ -88,6 +88,7 @@ const (
 	ReasonRejected          = "rejected"           // 400/404/409: the target refused the content
 	ReasonConfiguration     = "configuration"      // missing secret or setting
 	ReasonOutboxUnavailable = "outbox_unavailable" // the outbox could not be written
+	ReasonStateUnavailable  = "state_unavailable"  // the target cannot take it and the state store cannot queue it
 	ReasonMaxAge            = "max_age"            // still undelivered after ESCALATION_MAX_AGE_MINUTES
 	ReasonBelowThreshold    = "below_threshold"
 )

@@ -244,3 +244,14 @@ func (t *JiraTarget) MasterURL(m Master) string { return t.browse(m.Key) }
 
 // NoteLimit is the longest note: Jira comments hold 32,767 characters.
 func (t *JiraTarget) NoteLimit() int { return 30000 }
+
+// Find looks for a request carrying the escalation's marker, as search shows it now (it lags
+// behind creation by seconds). create-escalation asks before creating when the idempotency store
+// cannot tell whether the escalation was delivered before.
+func (t *JiraTarget) Find(ctx context.Context, e *Escalation) (Ticket, bool, error) {
+	found, err := t.find(ctx, Marker(e.ID))
+	if err != nil || found == nil {
+		return Ticket{}, false, err
+	}
+	return Ticket{Key: found.Key, URL: t.browse(found.Key), Recovered: true}, true, nil
+}

@@ -183,13 +183,16 @@ func (o *Outbox) query(ctx context.Context, pk string, upTo *string, limit int) 
 }
 
 // Lease takes an item for d, so that overlapping redrive runs do not both deliver it. false
-// means another run holds it (or it is gone).
+// means another run holds it (or it is gone). The item also records, unless it already says an
+// earlier time, that an attempt may create its ticket from now on: if the run dies, or the
+// state store stops answering before the outcome is written, the next attempt looks for that
+// ticket before creating one.
 func (o *Outbox) Lease(ctx context.Context, it Item, d time.Duration) (bool, error) {
 	now := o.now()
 	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(o.Table),
 		Key:                 key(outboxPK, it.sk),
-		UpdateExpression:    aws.String("SET lease_until = :until"),
+		UpdateExpression:    aws.String("SET lease_until = :until, since = if_not_exists(since, :now)"),
 		ConditionExpression: aws.String("attribute_exists(pk) AND (attribute_not_exists(lease_until) OR lease_until < :now)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":until": store.N(now.Add(d).UnixMilli()), ":now": store.N(now.UnixMilli()),

@@ -171,6 +171,9 @@ func (s *Service) now() time.Time {
 // Handle authenticates, decodes and answers one request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
 	m := observe.MetricsFrom(ctx)
+	// The budget covers the signature check too: its replay guard is a state store write.
+	ctx, cancel := context.WithTimeout(ctx, s.Config.Timeout)
+	defer cancel()
 	err := s.Verifier.Verify(ctx, req.Header(hmacauth.HeaderTimestamp), req.Header(hmacauth.HeaderSignature), req.Body)
 	var rej *hmacauth.Rejection
 	switch {
@@ -442,6 +445,8 @@ func reasonFor(err error) string {
 	var ne net.Error
 	var ce *connectors.Error
 	switch {
+	case store.Unavailable(err):
+		return reasonState
 	case errors.Is(err, breaker.ErrOpen):
 		return reasonBreakerOpen
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():

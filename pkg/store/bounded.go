@@ -29,6 +29,10 @@ import (
 //     after Rest; the first that succeeds ends nothing special, it simply answers.
 //   - Every such failure matches ErrUnavailable (errors.Is), so callers can tell "the state store
 //     could not answer" from a refused condition or a bad request.
+//   - A write that records what already happened elsewhere (a ticket created while the store
+//     did not answer) is wanted even if it lands late: SendDuringRest sends it while the store
+//     rests. A stalled DynamoDB executes what it received once it runs again, so such a write
+//     closes the gap its silence opened.
 
 // Defaults of Bounds.
 const (
@@ -69,6 +73,15 @@ func Unavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
 func Unsent(err error) bool {
 	var ue *UnavailableError
 	return errors.As(err, &ue) && ue.Unsent
+}
+
+type sendDuringRestKey struct{}
+
+// SendDuringRest marks ctx's calls as sent even while the store rests after a stall (each still
+// bounded): for writes whose late landing is wanted because they record an effect that already
+// happened.
+func SendDuringRest(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sendDuringRestKey{}, true)
 }
 
 // Bounds limit every call of a DynamoDB client built by NewDynamoDB. Zero values take the
@@ -121,7 +134,7 @@ func (bd *bound) handle(ctx context.Context, in middleware.InitializeInput, next
 	bd.mu.Lock()
 	resting := start.Before(bd.restUntil)
 	bd.mu.Unlock()
-	if resting {
+	if resting && ctx.Value(sendDuringRestKey{}) == nil {
 		return middleware.InitializeOutput{}, middleware.Metadata{}, &UnavailableError{Op: op, Unsent: true}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, bd.b.CallTimeout)

@@ -82,6 +82,11 @@ func TestAHungStoreCostsOneBoundedCallThenRests(t *testing.T) {
 	if !store.Unavailable(err) || !store.Unsent(err) || took > 100*time.Millisecond {
 		t.Fatalf("call while resting: %v after %s; want an unsent ErrUnavailable at once", err, took)
 	}
+	// A write whose late landing is wanted is still sent, and still bounded.
+	took, err = get(store.SendDuringRest(ctx), db)
+	if !store.Unavailable(err) || store.Unsent(err) || took < bound || took > bound+2*time.Second {
+		t.Fatalf("call sent during the rest: %v after %s; want it sent and bounded", err, took)
+	}
 	time.Sleep(rest)
 	took, err = get(ctx, db)
 	if !store.Unavailable(err) || store.Unsent(err) || took < bound {
