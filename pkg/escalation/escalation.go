@@ -29,6 +29,8 @@ package escalation
 
 import (
 	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/apigw"
 )
 
 // Trigger is why an escalation was raised.
@@ -124,6 +126,11 @@ type Escalation struct {
 	OccurredAt        time.Time `json:"occurredAt"` // UTC
 	ReceivedAt        time.Time `json:"receivedAt"` // UTC
 	Masked            int       `json:"masked"`     // spans masked in the free text
+	// Warnings name the inputs that were dropped or shortened ("<input>: <problem>"); the
+	// ticket lists them too, so an agent knows what is missing.
+	Warnings []string `json:"warnings,omitempty"`
+
+	warnings apigw.Warnings // the same, for metrics
 }
 
 // Result is the answer to the data action. Every field is always present, so a Genesys output
@@ -139,6 +146,9 @@ type Result struct {
 	Reason          string `json:"reason"`
 	CatastropheMode bool   `json:"catastropheMode"`
 	EscalationID    string `json:"escalationId"`
+	// Warnings name the inputs of this request that were dropped or shortened, each
+	// "<input>: <problem>"; empty when there were none.
+	Warnings []string `json:"warnings"`
 }
 
 // Ticket is what a target delivered.

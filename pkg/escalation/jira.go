@@ -102,11 +102,42 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	p := t.Config.Projects[key]
 	slog.DebugContext(ctx, "jira project chosen", "project", key, "rule", why)
 
-	details := e.details()
 	onBehalf, note, err := t.reporter(ctx, e, p.ServiceDeskID)
 	if err != nil {
 		return Ticket{}, err
 	}
+	cr, err := t.API.CreateRequest(ctx, t.request(e, p, marker, onBehalf, note))
+	if err != nil && onBehalf != "" && customerRefused(err) {
+		// Jira refused the customer (an unknown or inaccessible account): a 400 or 404 proves
+		// nothing was created, so the request is raised once more, by the integration account,
+		// naming the customer in its description, rather than failing the escalation.
+		slog.WarnContext(ctx, "jira refused the customer account; raising as the integration account", "error", err)
+		onBehalf, note = "", fmt.Sprintf("Jira refused the customer account %s (%s).%s", onBehalfOf(e, onBehalf), connectorMessage(err), customerNamed(e))
+		cr, err = t.API.CreateRequest(ctx, t.request(e, p, marker, "", note))
+	}
+	if err != nil {
+		if t.Unsure(err) {
+			// Retrying now could make a second request; look for this one once search
+			// has caught up instead.
+			now := t.now()
+			return Ticket{}, &DeferError{Until: now.Add(t.Config.SearchLag), Since: now, Reason: "the create request's outcome is unknown", Err: err}
+		}
+		return Ticket{}, err
+	}
+	url := cr.Links.Agent
+	if url == "" || t.Config.BrowseURL != t.Config.BaseURL {
+		url = t.browse(cr.IssueKey) // the gateway's links do not open in a browser
+	}
+	tk := Ticket{Key: cr.IssueKey, URL: url}
+	if onBehalf == "" {
+		tk.Note = "raised as the integration account: " + note
+	}
+	return tk, nil
+}
+
+// request builds the create-request body; without onBehalf, the description says why (note).
+func (t *JiraTarget) request(e *Escalation, p JiraProject, marker, onBehalf, note string) jira.NewRequest {
+	details := e.details()
 	if onBehalf == "" {
 		details += "\n\nRaised by the integration account: " + note
 	}
@@ -126,26 +157,41 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	} else {
 		fields[t.Config.KeyField] = marker
 	}
-	req := jira.NewRequest{ServiceDeskID: p.ServiceDeskID, RequestTypeID: p.RequestTypeID, Fields: fields, RaiseOnBehalfOf: onBehalf}
-	cr, err := t.API.CreateRequest(ctx, req)
-	if err != nil {
-		if t.Unsure(err) {
-			// Retrying now could make a second request; look for this one once search
-			// has caught up instead.
-			now := t.now()
-			return Ticket{}, &DeferError{Until: now.Add(t.Config.SearchLag), Since: now, Reason: "the create request's outcome is unknown", Err: err}
-		}
-		return Ticket{}, err
+	return jira.NewRequest{ServiceDeskID: p.ServiceDeskID, RequestTypeID: p.RequestTypeID, Fields: fields, RaiseOnBehalfOf: onBehalf}
+}
+
+// customerRefused reports a create that Jira refused with a 400 or 404: for a request raised on
+// behalf of a customer, the account is the usual cause (JSM answers 400 for an accountId it
+// does not know, or one the integration account may not raise for).
+func customerRefused(err error) bool {
+	k := connectors.KindOf(err)
+	return k == connectors.KindRejected || k == connectors.KindNotFound
+}
+
+// onBehalfOf names the account a refused request was raised for.
+func onBehalfOf(e *Escalation, accountID string) string {
+	if e.CustomerAccountID == "" && e.CustomerEmail != "" {
+		return accountID + " (found for " + e.CustomerEmail + ")"
 	}
-	url := cr.Links.Agent
-	if url == "" || t.Config.BrowseURL != t.Config.BaseURL {
-		url = t.browse(cr.IssueKey) // the gateway's links do not open in a browser
+	return accountID
+}
+
+// customerNamed says who the customer is, for a request the integration account raises.
+func customerNamed(e *Escalation) string {
+	var who []string
+	if e.CustomerName != "" {
+		who = append(who, e.CustomerName)
 	}
-	tk := Ticket{Key: cr.IssueKey, URL: url}
-	if onBehalf == "" {
-		tk.Note = "raised as the integration account: " + note
+	if e.CustomerEmail != "" {
+		who = append(who, e.CustomerEmail)
 	}
-	return tk, nil
+	if e.CustomerPhone != "" {
+		who = append(who, e.CustomerPhone)
+	}
+	if len(who) == 0 {
+		return ""
+	}
+	return " The customer is " + strings.Join(who, ", ") + "."
 }
 
 // reporter returns the accountId to raise the request for, or "" and why there is none.
@@ -167,7 +213,7 @@ func (t *JiraTarget) reporter(ctx context.Context, e *Escalation, deskID string)
 			return "", "", err
 		}
 		slog.WarnContext(ctx, "jira customer could not be resolved; raising as the integration account", "error", err)
-		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).", connectors.KindOf(err)), nil
+		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).%s", connectors.KindOf(err), customerNamed(e)), nil
 	}
 	return id, "", nil
 }

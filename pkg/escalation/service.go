@@ -104,11 +104,12 @@ func (s *Service) now() time.Time {
 // Handle decodes, validates and answers one data action request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
 	var in Input
-	if err := apigw.DecodeJSON(req.Body, &in, true); err != nil {
+	ws, err := apigw.DecodeInput(req.Body, &in)
+	if err != nil {
 		observe.MetricsFrom(ctx).Count("EscalationRejected", 1)
 		return err.Response()
 	}
-	res, bad := s.Escalate(ctx, in)
+	res, bad := s.escalate(ctx, in, ws)
 	if bad != nil {
 		observe.MetricsFrom(ctx).Count("EscalationRejected", 1)
 		return bad.Response()
@@ -130,9 +131,16 @@ func (s *Service) Prepare(in Input) (*Escalation, string, *apigw.Error) {
 // errConflict: the idempotency key was used with another payload.
 var errConflict = errors.New("idempotency key reused")
 
-// Escalate handles one escalation. The error is a 4xx for the caller: invalid input, or an
-// idempotencyKey reused with a different payload. Every other outcome is a Result.
+// Escalate handles one escalation. The error is a 4xx for the caller: a missing or malformed
+// conversationId or trigger (holdSeconds for hold_time), or an idempotencyKey reused with a
+// different payload. Every other outcome is a Result; problems with other inputs are its
+// Warnings.
 func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error) {
+	return s.escalate(ctx, in, nil)
+}
+
+// escalate is Escalate with the warnings decoding already found (unknown input names).
+func (s *Service) escalate(ctx context.Context, in Input, decoded apigw.Warnings) (Result, *apigw.Error) {
 	start := time.Now()
 	e, validation, bad := s.parse(in, s.now())
 	if bad != nil {
@@ -141,10 +149,14 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 	observe.SetCorrelationID(ctx, e.ConversationID)
 	ctx = observe.WithFields(ctx, slog.String("escalation_id", e.ID))
 	m := observe.MetricsFrom(ctx)
+	e.warnings = append(decoded, e.warnings...)
+	e.Warnings = e.warnings.Strings()
+	e.warnings.Report(ctx)
 
 	if e.Trigger == HoldTime && time.Duration(e.HoldSeconds)*time.Second < s.Config.HoldThreshold {
 		res := Result{Status: StatusSkipped, Target: e.Target, Reason: ReasonBelowThreshold, EscalationID: e.ID,
 			Message: fmt.Sprintf("Hold time %d s is below the %d s threshold; nothing was escalated.", e.HoldSeconds, int(s.Config.HoldThreshold/time.Second))}
+		res.Warnings = e.Warnings
 		m.Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", e.Target))
 		slog.InfoContext(ctx, "escalation skipped: hold time below threshold", "hold_seconds", e.HoldSeconds, "threshold_seconds", int(s.Config.HoldThreshold/time.Second))
 		return res, nil
@@ -159,7 +171,9 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 	// this deadline).
 	ctx, cancel := context.WithTimeout(ctx, s.Config.Budget)
 	defer cancel()
-	res, err := s.escalate(ctx, e, validation)
+	res, err := s.deliver(ctx, e, validation)
+	// The warnings are about this request's input, also when the answer is a replay.
+	res.Warnings = e.Warnings
 	if errors.Is(err, errConflict) {
 		m.Count("EscalationKeyConflict", 1)
 		slog.WarnContext(ctx, "idempotencyKey reused with a different payload; refused")
@@ -174,7 +188,9 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 	return res, nil
 }
 
-func (s *Service) escalate(ctx context.Context, e *Escalation, validation string) (Result, error) {
+// deliver answers a validated escalation: a replay, or a run that delivers, links, queues or
+// fails it.
+func (s *Service) deliver(ctx context.Context, e *Escalation, validation string) (Result, error) {
 	claim, replay, err := s.Idem.Begin(ctx, IdempotencyPrefix+"#"+e.ID, validation)
 	unprotected := false
 	switch {
