@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,6 +312,18 @@ func TestStateStorePaused(t *testing.T) {
 	t.Logf("DynamoDB Local paused for %s; answers while paused:", pause.Round(100*time.Millisecond))
 	for _, a := range answers {
 		t.Logf("  %-20s HTTP %d %-28s %6dms (budget %s)", a.route, a.status, a.what, a.took.Milliseconds(), budgets[a.route])
+	}
+	slowest := map[string]time.Duration{}
+	for _, a := range answers {
+		slowest[a.route+" "+a.what] = max(slowest[a.route+" "+a.what], a.took)
+	}
+	kinds := make([]string, 0, len(slowest))
+	for k := range slowest {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		t.Logf("  slowest %-52s %6dms", k, slowest[k].Milliseconds())
 	}
 	t.Logf("after the resume: %d escalations -> %d Jira requests and %d ServiceNow incidents (one each, none doubled)", len(escalations), jiraTickets, snTickets)
 }
