@@ -167,7 +167,67 @@ func launch(java, lib string) (*Local, error) {
 	}
 	l.StartedIn = time.Since(began)
 	l.client = newClient(l.endpoint)
+	if err := l.warmUp(); err != nil {
+		l.Stop()
+		return nil, err
+	}
 	return l, nil
+}
+
+// warmUp runs each kind of call the functions make once, on a table of its own that it then
+// deletes: a fresh JVM takes hundreds of milliseconds, on a busy machine seconds, to answer the
+// first call of each kind (class loading, the JIT), which the first test would otherwise pay
+// inside its own budgets.
+func (l *Local) warmUp() error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	db, name := l.client, aws.String("cxbridge-warm-up")
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	key := map[string]types.AttributeValue{"pk": s("a"), "sk": s("b")}
+	steps := []func() error{
+		func() error {
+			_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: name, BillingMode: types.BillingModePayPerRequest,
+				AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}, {AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS}},
+				KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}, {AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange}}})
+			return err
+		},
+		func() error {
+			_, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: name, Item: key, ConditionExpression: aws.String("attribute_not_exists(pk)"), ReturnValues: types.ReturnValueAllOld})
+			return err
+		},
+		func() error {
+			_, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: name, Key: key, ConsistentRead: aws.Bool(true)})
+			return err
+		},
+		func() error {
+			_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: name, Key: key, UpdateExpression: aws.String("SET n = :one"),
+				ConditionExpression: aws.String("attribute_not_exists(n)"), ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+				ReturnValues: types.ReturnValueAllNew, ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld})
+			return err
+		},
+		func() error {
+			_, err := db.Query(ctx, &dynamodb.QueryInput{TableName: name, KeyConditionExpression: aws.String("pk = :pk AND sk <= :sk"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s("a"), ":sk": s("z")}, ConsistentRead: aws.Bool(true)})
+			return err
+		},
+		func() error {
+			_, err := db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+				{Put: &types.Put{TableName: name, Item: map[string]types.AttributeValue{"pk": s("t"), "sk": s("1")}, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+				{Delete: &types.Delete{TableName: name, Key: key}},
+			}})
+			return err
+		},
+		func() error {
+			_, err := db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: name})
+			return err
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("dynamotest: warm up DynamoDB Local: %w", err)
+		}
+	}
+	return nil
 }
 
 // waitReady polls until DynamoDB Local answers HTTP (any status), the JVM exits, or timeout.
