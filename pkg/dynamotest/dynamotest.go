@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,12 +160,12 @@ func launch(java, lib string) (*Local, error) {
 	if err := <-started; err != nil {
 		return nil, fmt.Errorf("dynamotest: start %s: %w", java, err)
 	}
+	l.client = newClient(l.endpoint)
 	if err := l.waitReady(startTimeout); err != nil {
 		l.Stop()
 		return nil, err
 	}
 	l.StartedIn = time.Since(began)
-	l.client = newClient(l.endpoint)
 	if err := l.warmUp(); err != nil {
 		l.Stop()
 		return nil, err
@@ -230,14 +229,18 @@ func (l *Local) warmUp() error {
 	return nil
 }
 
-// waitReady polls until DynamoDB Local answers HTTP (any status), the JVM exits, or timeout.
+// waitReady polls until DynamoDB Local answers as DynamoDB (ListTables succeeds), the JVM
+// exits, or timeout. Any HTTP answer is not enough: another server of the same machine can take
+// the port between freePort and the JVM's bind, and then answers instead (the JVM exits with
+// "Address already in use", which launch retries).
 func (l *Local) waitReady(timeout time.Duration) error {
-	hc := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
+	noRetry := func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
 	for {
-		resp, err := hc.Get(l.endpoint)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := l.client.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)}, noRetry)
+		cancel()
 		if err == nil {
-			resp.Body.Close()
 			return nil
 		}
 		select {
