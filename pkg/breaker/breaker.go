@@ -125,7 +125,7 @@ const (
 	DefaultCacheMaxAge = time.Second
 	// DoneGrace is how long past its caller's deadline Done may still write the outcome of a
 	// call that ran to that deadline.
-	DoneGrace = 100 * time.Millisecond
+	DoneGrace = 50 * time.Millisecond
 )
 
 // SettingsFromEnv reads BREAKER_FAILURE_THRESHOLD (default 5) and BREAKER_OPEN_SECONDS

@@ -70,7 +70,7 @@ func TestMaskedValuesNeverLeave(t *testing.T) {
 }
 
 func TestQueuedEscalationsAreStoredMasked(t *testing.T) {
-	e := newEnv(t, with("ESCALATION_BUDGET_MS", "800"))
+	e := newEnv(t, with("ESCALATION_BUDGET_MS", "3000"))
 	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 503})
 	c := e.post(body("conversationId", conv, "trigger", "vip", "description", "card "+secretsInText[0]))
 	if c.res.Status != "queued" || c.res.Masked != 1 {
