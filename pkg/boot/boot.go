@@ -1,6 +1,6 @@
 // Package boot is the cold start every function shares: JSON logs, configuration read from the
 // environment and checked before the first invocation (every problem named at once), the AWS
-// clients (no network at init), and the Lambda start with per-invocation logs and metrics.
+// clients (no network at init; every DynamoDB call bounded, pkg/store), and the Lambda start with per-invocation logs and metrics.
 //
 // A function's main reads its settings from Env.Config, calls Check, builds its service from
 // Env.DB and Env.Secrets, and hands its handler to Start.
@@ -37,13 +37,14 @@ func New(name string) *Env {
 // Check stops the cold start when any setting read so far was wrong (Lambda reports the failed
 // init; the log names every variable to fix), then builds the AWS clients.
 func (e *Env) Check() {
+	bounds := store.BoundsFromEnv(e.Config)
 	if err := e.Config.Err(); err != nil {
 		slog.Error(e.Name+" cannot start: fix its configuration", "error", err)
 		os.Exit(1)
 	}
 	aws, err := store.LoadAWS(context.Background())
 	e.Must(err)
-	e.DB = store.NewDynamoDB(aws)
+	e.DB = store.NewDynamoDB(aws, bounds)
 	e.Secrets = secrets.NewFromConfig(aws)
 }
 

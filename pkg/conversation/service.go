@@ -44,6 +44,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 // Routes the service answers.
@@ -238,6 +239,8 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.As(err, &ve):
 		return http.StatusServiceUnavailable, "verifying"
+	case store.Unavailable(err):
+		return http.StatusServiceUnavailable, "state_unavailable"
 	case errors.Is(err, ErrBusy), errors.Is(err, ErrLeaseLost):
 		return http.StatusServiceUnavailable, "busy"
 	case errors.Is(err, breaker.ErrOpen):

@@ -104,7 +104,7 @@ func newWorldWith(t testing.TB, jcfg jiratest.Config, opts ...func(*conversation
 	}
 	sec := secrets.New(w.secrets.Client())
 	guard := func(name string) *breaker.Breaker {
-		return breaker.New(w.db, tables.State, breaker.Settings{Name: name, Threshold: 50, OpenFor: time.Minute, StoreTimeout: 5 * time.Second}) // generous: DynamoDB Local is slow on a loaded machine
+		return breaker.New(w.db, tables.State, breaker.Settings{Name: name, Threshold: 50, OpenFor: time.Minute})
 	}
 	w.svc = &conversation.Service{
 		Config:         cfg,

@@ -116,8 +116,7 @@ func with(k, v string) setting {
 func newEnv(t testing.TB, settings ...setting) *env {
 	t.Helper()
 	jcfg := jiratest.Config{Email: jiraEmail, APIToken: jiraToken, ClientID: jiraClient, ClientSecret: jiraSecret, ServiceDesks: desks()}
-	// StoreTimeout above the 250 ms default: a busy machine must not fail the breaker open.
-	bs := breaker.Settings{Threshold: 3, OpenFor: time.Minute, CacheMaxAge: -1, StoreTimeout: 2 * time.Second}
+	bs := breaker.Settings{Threshold: 3, OpenFor: time.Minute, CacheMaxAge: -1}
 	vars := map[string]string{
 		"JIRA_PROJECTS":           "SUPP=1/10;CORE=2/20;BILL=3/30",
 		"JIRA_DEFAULT_PROJECT":    "SUPP",

@@ -101,32 +101,19 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	p := t.Config.Projects[key]
 	slog.DebugContext(ctx, "jira project chosen", "project", key, "rule", why)
 
-	details := e.details()
 	onBehalf, note, err := t.reporter(ctx, e, p.ServiceDeskID)
 	if err != nil {
 		return Ticket{}, err
 	}
-	if onBehalf == "" {
-		details += "\n\nRaised by the integration account: " + note
+	cr, err := t.API.CreateRequest(ctx, t.request(e, p, marker, onBehalf, note))
+	if err != nil && onBehalf != "" && customerRefused(err) {
+		// Jira refused the customer (an unknown or inaccessible account): a 400 or 404 proves
+		// nothing was created, so the request is raised once more, by the integration account,
+		// naming the customer in its description, rather than failing the escalation.
+		slog.WarnContext(ctx, "jira refused the customer account; raising as the integration account", "error", err)
+		onBehalf, note = "", fmt.Sprintf("Jira refused the customer account %s (%s).%s", onBehalfOf(e, onBehalf), connectorMessage(err), customerNamed(e))
+		cr, err = t.API.CreateRequest(ctx, t.request(e, p, marker, "", note))
 	}
-	fields := map[string]any{}
-	vars := e.vars(e.summary(), details)
-	for id, tpl := range t.Config.Fields {
-		if v, ok := render(tpl, vars); ok {
-			fields[id] = v
-		}
-	}
-	if s, ok := fields["summary"].(string); ok {
-		fields["summary"] = truncate(strings.ReplaceAll(s, "\n", " "), 250) // a one-line field of at most 255
-	}
-	if t.Config.KeyField == "labels" {
-		labels, _ := fields["labels"].([]any)
-		fields["labels"] = append(labels, marker)
-	} else {
-		fields[t.Config.KeyField] = marker
-	}
-	req := jira.NewRequest{ServiceDeskID: p.ServiceDeskID, RequestTypeID: p.RequestTypeID, Fields: fields, RaiseOnBehalfOf: onBehalf}
-	cr, err := t.API.CreateRequest(ctx, req)
 	if err != nil {
 		if connectors.InDoubt(err) {
 			// Retrying now could make a second request; look for this one once search
@@ -151,6 +138,65 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	return tk, nil
 }
 
+// request builds the create-request body; without onBehalf, the description says why (note).
+func (t *JiraTarget) request(e *Escalation, p JiraProject, marker, onBehalf, note string) jira.NewRequest {
+	details := e.details()
+	if onBehalf == "" {
+		details += "\n\nRaised by the integration account: " + note
+	}
+	fields := map[string]any{}
+	vars := e.vars(e.summary(), details)
+	for id, tpl := range t.Config.Fields {
+		if v, ok := render(tpl, vars); ok {
+			fields[id] = v
+		}
+	}
+	if s, ok := fields["summary"].(string); ok {
+		fields["summary"] = truncate(strings.ReplaceAll(s, "\n", " "), 250) // a one-line field of at most 255
+	}
+	if t.Config.KeyField == "labels" {
+		labels, _ := fields["labels"].([]any)
+		fields["labels"] = append(labels, marker)
+	} else {
+		fields[t.Config.KeyField] = marker
+	}
+	return jira.NewRequest{ServiceDeskID: p.ServiceDeskID, RequestTypeID: p.RequestTypeID, Fields: fields, RaiseOnBehalfOf: onBehalf}
+}
+
+// customerRefused reports a create that Jira refused with a 400 or 404: for a request raised on
+// behalf of a customer, the account is the usual cause (JSM answers 400 for an accountId it
+// does not know, or one the integration account may not raise for).
+func customerRefused(err error) bool {
+	k := connectors.KindOf(err)
+	return k == connectors.KindRejected || k == connectors.KindNotFound
+}
+
+// onBehalfOf names the account a refused request was raised for.
+func onBehalfOf(e *Escalation, accountID string) string {
+	if e.CustomerAccountID == "" && e.CustomerEmail != "" {
+		return accountID + " (found for " + e.CustomerEmail + ")"
+	}
+	return accountID
+}
+
+// customerNamed says who the customer is, for a request the integration account raises.
+func customerNamed(e *Escalation) string {
+	var who []string
+	if e.CustomerName != "" {
+		who = append(who, e.CustomerName)
+	}
+	if e.CustomerEmail != "" {
+		who = append(who, e.CustomerEmail)
+	}
+	if e.CustomerPhone != "" {
+		who = append(who, e.CustomerPhone)
+	}
+	if len(who) == 0 {
+		return ""
+	}
+	return " The customer is " + strings.Join(who, ", ") + "."
+}
+
 // reporter returns the accountId to raise the request for, or "" and why there is none.
 // customerAccountId wins; else the customer is found or created by e-mail. When that is
 // refused (no permission to create customers, an account the integration cannot see) the
@@ -170,7 +216,7 @@ func (t *JiraTarget) reporter(ctx context.Context, e *Escalation, deskID string)
 			return "", "", err
 		}
 		slog.WarnContext(ctx, "jira customer could not be resolved; raising as the integration account", "error", err)
-		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).", connectors.KindOf(err)), nil
+		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).%s", connectors.KindOf(err), customerNamed(e)), nil
 	}
 	return id, "", nil
 }
@@ -232,3 +278,14 @@ func (t *JiraTarget) MasterURL(m Master) string { return t.browse(m.Key) }
 
 // NoteLimit is the longest note: Jira comments hold 32,767 characters.
 func (t *JiraTarget) NoteLimit() int { return 30000 }
+
+// Find looks for a request carrying the escalation's marker, as search shows it now (it lags
+// behind creation by seconds). create-escalation asks before creating when the idempotency store
+// cannot tell whether the escalation was delivered before.
+func (t *JiraTarget) Find(ctx context.Context, e *Escalation) (Ticket, bool, error) {
+	found, err := t.find(ctx, Marker(e.ID))
+	if err != nil || found == nil {
+		return Ticket{}, false, err
+	}
+	return Ticket{Key: found.Key, URL: t.browse(found.Key), Recovered: true}, true, nil
+}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/connectors"
+	"github.com/cxbridge/cxbridge/pkg/idempotency"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 // Redrive settings.
@@ -82,6 +84,12 @@ func (s *Service) Redrive(ctx context.Context) RedriveSummary {
 	var sum RedriveSummary
 	m := observe.MetricsFrom(ctx)
 	items, err := s.Outbox.Pending(ctx, RedriveBatch)
+	if store.Unavailable(err) {
+		// Nothing to do without the state store; the next run (a minute away) tries again.
+		slog.WarnContext(ctx, "state store unavailable; this redrive run is skipped", "error", err)
+		m.Count("RedriveError", 1)
+		return sum
+	}
 	if err != nil {
 		slog.ErrorContext(ctx, "outbox unreadable; nothing redriven this run", "error", err)
 		m.Count("RedriveError", 1)
@@ -254,6 +262,16 @@ func (d *drain) attempt(ctx context.Context, it Item) verdict {
 		d.add(func(sum *RedriveSummary) { sum.Held++ })
 		return skipped
 	}
+	if tk, done := s.answeredElsewhere(ctx, e); done {
+		// A later request for the same escalation delivered it while this item waited (its
+		// queuing had looked failed, the state store being unavailable): remove, do not send.
+		if err := s.Outbox.Delivered(ctx, it); err != nil {
+			slog.WarnContext(ctx, "already delivered escalation not removed from the outbox", "error", err)
+		}
+		d.add(func(sum *RedriveSummary) { sum.Delivered++ })
+		slog.InfoContext(ctx, "queued escalation was already delivered by a later request; not sent again", "ticket_key", tk)
+		return skipped // no news of the target
+	}
 	if !orphaned.IsZero() {
 		// An earlier run took this item and died without a word: it may have created the
 		// ticket up to the end of its lease.
@@ -356,17 +374,39 @@ func (s *Service) reschedule(ctx context.Context, it Item, cause error) {
 func (s *Service) redriven(ctx context.Context, it Item, tk Ticket) {
 	e := &it.Escalation
 	res := s.delivered(ctx, e, tk, it.Attempts)
+	// These writes record a ticket that exists: sent even if the state store just stalled, so
+	// they land when it runs again.
+	ctx = store.SendDuringRest(ctx)
 	if err := s.Outbox.Delivered(ctx, it); err != nil {
 		slog.ErrorContext(ctx, "delivered escalation not removed from the outbox; the next run will find its ticket", "ticket_key", tk.Key, "error", err)
 	}
 	data, _ := json.Marshal(res)
-	if err := s.Idem.Replace(ctx, IdempotencyPrefix+"#"+e.ID, data); err != nil {
+	if err := s.Idem.Record(ctx, IdempotencyPrefix+"#"+e.ID, "", data); err != nil {
 		slog.WarnContext(ctx, "idempotency record not updated with the delivered ticket", "error", err)
 	}
 	s.linkBack(ctx, e, res)
 	observe.MetricsFrom(ctx).Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", e.Target))
 	slog.InfoContext(ctx, "queued escalation delivered", "status", res.Status, "ticket_key", tk.Key, "attempts", it.Attempts,
 		"queued_for_ms", s.now().Sub(it.CreatedAt).Milliseconds())
+}
+
+// answeredElsewhere reports whether the escalation's idempotency record already answers with a
+// ticket, and which. An unreadable record is not an answer: delivery then finds an earlier
+// ticket by its marker.
+func (s *Service) answeredElsewhere(ctx context.Context, e *Escalation) (string, bool) {
+	rec, err := s.Idem.Get(ctx, IdempotencyPrefix+"#"+e.ID)
+	if err != nil || rec == nil || rec.Status != idempotency.StatusCompleted {
+		return "", false
+	}
+	var res Result
+	if json.Unmarshal(rec.Data, &res) != nil || res.TicketKey == "" {
+		return "", false
+	}
+	switch res.Status {
+	case StatusCreated, StatusUpdated, StatusLinked:
+		return res.TicketKey, true
+	}
+	return "", false
 }
 
 func (s *Service) failItem(ctx context.Context, it Item, why string) bool {

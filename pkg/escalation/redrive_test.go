@@ -10,7 +10,7 @@ import (
 )
 
 func TestRedriveBacksOffWhileTheTargetFailsAndDeliversWhenItAnswers(t *testing.T) {
-	e := newEnv(t, with("ESCALATION_BUDGET_MS", "1000"))
+	e := newEnv(t, with("ESCALATION_BUDGET_MS", "3000"))
 	e.genesys.AddWaitingConversation(conv, "cust-1", "q", 0)
 	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 503})
 	req := body("conversationId", conv, "participantId", "cust-1", "trigger", "vip", "idempotencyKey", "k-1")
@@ -75,7 +75,7 @@ func TestBackoffGrows(t *testing.T) {
 }
 
 func TestRedriveGivesUpAfterMaxAgeAndAlarms(t *testing.T) {
-	e := newEnv(t, with("ESCALATION_BUDGET_MS", "1000"), with("ESCALATION_MAX_AGE_MINUTES", "60"))
+	e := newEnv(t, with("ESCALATION_BUDGET_MS", "3000"), with("ESCALATION_MAX_AGE_MINUTES", "60"))
 	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 503})
 	if c := e.post(body("conversationId", conv, "trigger", "vip", "description", "printer on fire")); c.res.Status != "queued" {
 		t.Fatalf("%s", c.raw)
@@ -106,7 +106,7 @@ func TestRedriveGivesUpAfterMaxAgeAndAlarms(t *testing.T) {
 }
 
 func TestRedriveHoldsQueuedEscalationsWhileTheBreakerIsOpen(t *testing.T) {
-	e := newEnv(t, with("ESCALATION_BUDGET_MS", "800"))
+	e := newEnv(t, with("ESCALATION_BUDGET_MS", "3000"))
 	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 503})
 	for i := range 5 {
 		e.post(body("conversationId", "c-"+string(rune('a'+i)), "trigger", "vip"))
@@ -120,7 +120,7 @@ func TestRedriveHoldsQueuedEscalationsWhileTheBreakerIsOpen(t *testing.T) {
 }
 
 func TestDeclaredOutageHoldsTheQueue(t *testing.T) {
-	e := newEnv(t, with("ESCALATION_BUDGET_MS", "800"))
+	e := newEnv(t, with("ESCALATION_BUDGET_MS", "3000"))
 	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 503, Times: 3})
 	if c := e.post(body("conversationId", conv, "trigger", "vip")); c.res.Status != "queued" {
 		t.Fatalf("%s", c.raw)

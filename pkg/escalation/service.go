@@ -17,6 +17,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/mask"
 	"github.com/cxbridge/cxbridge/pkg/observe"
 	"github.com/cxbridge/cxbridge/pkg/retry"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 // Target is a ticketing system escalations are delivered to.
@@ -141,6 +142,8 @@ type Service struct {
 	Now     func() time.Time
 	// Pacer spaces the redrive's deliveries per target; nil: RedriveConcurrency bounds them.
 	Pacer Pacer
+
+	recent recentAnswers // this environment's answers, for when the idempotency store is down
 }
 
 func (s *Service) now() time.Time {
@@ -153,11 +156,12 @@ func (s *Service) now() time.Time {
 // Handle decodes, validates and answers one data action request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
 	var in Input
-	if err := apigw.DecodeJSON(req.Body, &in, true); err != nil {
+	ws, err := apigw.DecodeInput(req.Body, &in)
+	if err != nil {
 		observe.MetricsFrom(ctx).Count("EscalationRejected", 1)
 		return err.Response()
 	}
-	res, bad := s.Escalate(ctx, in)
+	res, bad := s.escalate(ctx, in, ws)
 	if bad != nil {
 		observe.MetricsFrom(ctx).Count("EscalationRejected", 1)
 		return bad.Response()
@@ -179,9 +183,16 @@ func (s *Service) Prepare(in Input) (*Escalation, string, *apigw.Error) {
 // errConflict: the idempotency key was used with another payload.
 var errConflict = errors.New("idempotency key reused")
 
-// Escalate handles one escalation. The error is a 4xx for the caller: invalid input, or an
-// idempotencyKey reused with a different payload. Every other outcome is a Result.
+// Escalate handles one escalation. The error is a 4xx for the caller: a missing or malformed
+// conversationId or trigger (holdSeconds for hold_time), or an idempotencyKey reused with a
+// different payload. Every other outcome is a Result; problems with other inputs are its
+// Warnings.
 func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error) {
+	return s.escalate(ctx, in, nil)
+}
+
+// escalate is Escalate with the warnings decoding already found (unknown input names).
+func (s *Service) escalate(ctx context.Context, in Input, decoded apigw.Warnings) (Result, *apigw.Error) {
 	start := time.Now()
 	e, validation, bad := s.parse(in, s.now())
 	if bad != nil {
@@ -190,10 +201,14 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 	observe.SetCorrelationID(ctx, e.ConversationID)
 	ctx = observe.WithFields(ctx, slog.String("escalation_id", e.ID))
 	m := observe.MetricsFrom(ctx)
+	e.warnings = append(decoded, e.warnings...)
+	e.Warnings = e.warnings.Strings()
+	e.warnings.Report(ctx)
 
 	if e.Trigger == HoldTime && time.Duration(e.HoldSeconds)*time.Second < s.Config.HoldThreshold {
 		res := Result{Status: StatusSkipped, Target: e.Target, Reason: ReasonBelowThreshold, EscalationID: e.ID,
 			Message: fmt.Sprintf("Hold time %d s is below the %d s threshold; nothing was escalated.", e.HoldSeconds, int(s.Config.HoldThreshold/time.Second))}
+		res.Warnings = e.Warnings
 		m.Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", e.Target))
 		slog.InfoContext(ctx, "escalation skipped: hold time below threshold", "hold_seconds", e.HoldSeconds, "threshold_seconds", int(s.Config.HoldThreshold/time.Second))
 		return res, nil
@@ -203,7 +218,14 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 		m.Count("EscalationMasked", float64(e.Masked))
 	}
 
-	res, err := s.escalate(ctx, e, validation)
+	// The whole request ends within the budget, state calls included: a stalled state store
+	// or target costs the caller at most that (the store client bounds each DynamoDB call by
+	// this deadline).
+	ctx, cancel := context.WithTimeout(ctx, s.Config.Budget)
+	defer cancel()
+	res, err := s.deliver(ctx, e, validation)
+	// The warnings are about this request's input, also when the answer is a replay.
+	res.Warnings = e.Warnings
 	if errors.Is(err, errConflict) {
 		m.Count("EscalationKeyConflict", 1)
 		slog.WarnContext(ctx, "idempotencyKey reused with a different payload; refused")
@@ -220,8 +242,11 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 	return res, nil
 }
 
-func (s *Service) escalate(ctx context.Context, e *Escalation, validation string) (Result, error) {
+// deliver answers a validated escalation: a replay, or a run that delivers, links, queues or
+// fails it.
+func (s *Service) deliver(ctx context.Context, e *Escalation, validation string) (Result, error) {
 	claim, replay, err := s.Idem.Begin(ctx, IdempotencyPrefix+"#"+e.ID, validation)
+	unprotected := false
 	switch {
 	case errors.Is(err, idempotency.ErrMismatch):
 		return Result{}, errConflict
@@ -230,8 +255,17 @@ func (s *Service) escalate(ctx context.Context, e *Escalation, validation string
 			Message: "An identical escalation is still being delivered; its ticket will be linked to the conversation."}, nil
 	case err != nil:
 		// Without the idempotency table, duplicates cannot be ruled out; a caller on the phone
-		// still gets a ticket. ServiceNow's correlation lookup still prevents doubles there.
+		// still gets a ticket. What still protects against a double: this environment's
+		// memory of its recent answers, Jira's marker search before creating, ServiceNow's
+		// correlation_id read (every attempt), and the answer recorded as soon as the store
+		// answers again.
+		unprotected = true
 		observe.MetricsFrom(ctx).Count("IdempotencyUnavailable", 1)
+		if res, ok := s.recent.get(e.ID, s.now()); ok {
+			observe.MetricsFrom(ctx).Count("EscalationReplayed", 1)
+			slog.WarnContext(ctx, "idempotency store unavailable; replaying this environment's earlier answer", "status", res.Status, "error", err)
+			return res, nil
+		}
 		slog.WarnContext(ctx, "idempotency store unavailable; delivering without duplicate protection", "error", err)
 	case replay != nil:
 		var res Result
@@ -241,13 +275,37 @@ func (s *Service) escalate(ctx context.Context, e *Escalation, validation string
 		}
 		slog.WarnContext(ctx, "stored answer unreadable; delivering again")
 	}
-	res := s.run(ctx, e, claim)
-	s.finish(ctx, e, claim, res)
+	res := s.run(ctx, e, claim, unprotected)
+	s.finish(ctx, e, claim, validation, res)
+	if res.Status != StatusFailed {
+		s.recent.put(e.ID, res, s.now().Add(s.Config.IdempotencyTTL))
+	}
 	return res, nil
 }
 
+// closeReserve is the part of the budget kept back from delivery for recording its outcome
+// (the breaker, the answer or the queued item, the link-back), at most a fifth of the budget.
+const closeReserve = 500 * time.Millisecond
+
+// deliverBy is when delivery must stop so the outcome can be recorded within ctx's deadline.
+func (s *Service) deliverBy(ctx context.Context) time.Time {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(s.Config.Budget)
+	}
+	return d.Add(-min(closeReserve, s.Config.Budget/5))
+}
+
+// finder is a target that can look for an escalation's ticket without creating one (Jira: its
+// marker search). ServiceNow needs none: every delivery reads before it creates.
+type finder interface {
+	Find(ctx context.Context, e *Escalation) (Ticket, bool, error)
+}
+
 // run delivers the escalation (or links, queues or fails it) and returns the answer.
-func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Claim) Result {
+// unprotected: the idempotency store could not be asked, so an earlier delivery of the same
+// escalation cannot be ruled out; a target that can look for it first does.
+func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Claim, unprotected bool) Result {
 	target := s.Targets[e.Target]
 	if target == nil {
 		return s.fail(ctx, e, ReasonConfiguration, 0, time.Time{}, fmt.Errorf("no escalation target is configured (JIRA_BASE_URL and SERVICENOW_BASE_URL are empty)"))
@@ -276,9 +334,23 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 
 	var tk Ticket
 	attempts := 0
-	budget, cancel := context.WithTimeout(ctx, s.Config.Budget)
-	defer cancel()
-	err = s.guard(e.Target).Do(budget, func(ctx context.Context) error {
+	deliverBy := s.deliverBy(ctx)
+	// The breaker records the outcome within ctx's deadline; delivery itself stops earlier.
+	err = s.guard(e.Target).Do(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithDeadline(ctx, deliverBy)
+		defer cancel()
+		if f, ok := target.(finder); ok && unprotected {
+			found, ok, err := f.Find(ctx, e)
+			switch {
+			case ok:
+				tk = found
+				return nil
+			case err != nil && connectors.IsOutage(err):
+				return err
+			case err != nil:
+				slog.WarnContext(ctx, "could not look for an earlier delivery; creating", "error", err)
+			}
+		}
 		_, err := retry.Do(ctx, deliveryRetry, func(ctx context.Context, attempt int) error {
 			attempts = attempt
 			t, err := target.Deliver(ctx, e, since)
@@ -414,11 +486,19 @@ func (s *Service) queue(ctx context.Context, e *Escalation, it Item, attempts in
 	due, reason := it.Due, it.Reason
 	err := s.Outbox.Enqueue(ctx, it, s.Config.MaxAge)
 	if err != nil && !errors.Is(err, ErrAlreadyQueued) {
+		reason, msg := ReasonOutboxUnavailable, "The ticket could not be created and the escalation could not be queued; the operations team has been alerted."
+		if store.Unavailable(err) {
+			// Answered at once, so the flow takes its fallback branch now rather than after the
+			// state store's silence. The item may still land if the store took it after all:
+			// the redrive then delivers it, and the claim kept in finish makes a repeat of
+			// this request look before it delivers.
+			reason, msg = ReasonStateUnavailable, fmt.Sprintf("%s cannot take the escalation right now and it could not be queued (the state store is unavailable); take the fallback path. The operations team has been alerted.", targetName(e.Target))
+		}
 		observe.MetricsFrom(ctx).Count("EscalationFailed", 1)
-		slog.ErrorContext(ctx, "escalation could not be delivered nor queued: it needs a person", "reason", ReasonOutboxUnavailable,
+		observe.MetricsFrom(ctx).Count("EscalationFailedByReason", 1, observe.D("Target", e.Target), observe.D("Reason", reason))
+		slog.ErrorContext(ctx, "escalation could not be delivered nor queued: it needs a person", "reason", reason,
 			"escalation", e, "delivery_error", errText(cause), "in_doubt_since", it.Since, "error", err)
-		return s.result(e, StatusFailed, ReasonOutboxUnavailable, attempts,
-			"The ticket could not be created and the escalation could not be queued; the operations team has been alerted.")
+		return s.result(e, StatusFailed, reason, attempts, msg)
 	}
 	observe.MetricsFrom(ctx).Count("EscalationQueued", 1, observe.D("Target", e.Target), observe.D("Reason", reason))
 	slog.WarnContext(ctx, "escalation queued for escalation-redrive", "reason", reason, "due", due.UTC(), "error", errText(cause))
@@ -457,7 +537,7 @@ func (s *Service) fail(ctx context.Context, e *Escalation, reason string, attemp
 // finish records the answer (or frees the key for a retry) while the ticket is linked back to
 // the Genesys participant; both must end before the caller is answered, neither waits for
 // the other.
-func (s *Service) finish(ctx context.Context, e *Escalation, claim *idempotency.Claim, res Result) {
+func (s *Service) finish(ctx context.Context, e *Escalation, claim *idempotency.Claim, validation string, res Result) {
 	var wg sync.WaitGroup
 	if res.TicketKey != "" && (res.Status == StatusCreated || res.Status == StatusUpdated || res.Status == StatusLinked) {
 		wg.Add(1)
@@ -466,18 +546,26 @@ func (s *Service) finish(ctx context.Context, e *Escalation, claim *idempotency.
 			s.linkBack(ctx, e, res)
 		}()
 	}
-	if claim != nil {
-		var err error
-		switch res.Status {
-		case StatusFailed:
-			err = claim.Release(ctx) // a retry after the fix runs again
-		default:
-			data, _ := json.Marshal(res)
-			err = claim.Complete(ctx, data)
-		}
-		if err != nil {
-			slog.WarnContext(ctx, "escalation answer not recorded for replays", "error", err)
-		}
+	data, _ := json.Marshal(res)
+	var err error
+	switch {
+	case claim != nil && res.Reason == ReasonStateUnavailable:
+		// The queued item may land once the store answers again. The claim stays: a repeat
+		// after its lease is a recovery, which looks for the queued item and the ticket
+		// before it delivers, rather than a fresh run that would deliver a second time.
+	case claim != nil && res.Status == StatusFailed:
+		err = claim.Release(ctx) // a retry after the fix runs again
+	case claim != nil:
+		err = claim.Complete(ctx, data)
+	case res.Status != StatusFailed:
+		// Answered without a claim: record the answer for repeats. The write is sent even if
+		// the store is resting after a stall: a stalled DynamoDB executes it when it runs
+		// again, and then a repeat replays this answer instead of delivering a second time (it
+		// also completes a claim of this run that landed late).
+		err = s.Idem.Record(store.SendDuringRest(ctx), IdempotencyPrefix+"#"+e.ID, validation, data)
+	}
+	if err != nil {
+		slog.WarnContext(ctx, "escalation answer not recorded for replays", "error", err)
 	}
 	wg.Wait()
 }

@@ -182,6 +182,7 @@ func (t *ServiceNowTarget) description(e *Escalation) string {
 	if e.Description != "" {
 		b.WriteString("\nNotes:\n" + e.Description + "\n")
 	}
+	e.inputProblems(&b)
 	fmt.Fprintf(&b, "\nEscalation id: %s (cxbridge)", e.ID)
 	return b.String()
 }

@@ -35,8 +35,9 @@ type BreakerState struct {
 func ReadBreakers(ctx context.Context, db breaker.DB, table string, now time.Time) ([]BreakerState, error) {
 	var out []BreakerState
 	for _, dep := range Dependencies {
-		// A reader, not a caller waiting on the dependency: DynamoDB gets the time it needs.
-		s, err := breaker.New(db, table, breaker.Settings{Name: dep, StoreTimeout: 5 * time.Second}).State(ctx)
+		// A reader, not a caller waiting on the dependency: the DynamoDB client's own bound
+		// (STATE_CALL_TIMEOUT_MS, or the CLI's) applies.
+		s, err := breaker.New(db, table, breaker.Settings{Name: dep}).State(ctx)
 		if err != nil {
 			return nil, err
 		}

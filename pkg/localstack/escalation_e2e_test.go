@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,9 +47,10 @@ func answer(t testing.TB, res runtimeapi.Result) escalation.Result {
 }
 
 // TestCrashAfterCreateMakesOneTicket kills the real bootstrap between "Jira created the
-// request" and "the result was recorded": Jira takes the request but its answer never arrives
-// before the Lambda's timeout, so the emulator kills the process, as Lambda would. The retry
-// runs in a fresh process.
+// request" and "the result was recorded": Jira takes the request but its answer is held back,
+// and the process is killed (SIGKILL, as a crashed or recycled Lambda environment) while it
+// waits. Every wait of a run is bounded by its request's budget, so a Lambda timeout no longer
+// ends a run mid-delivery; a kill still can. The retry runs in a fresh process.
 func TestCrashAfterCreateMakesOneTicket(t *testing.T) {
 	ctx := context.Background()
 	var logs lockedBuffer
@@ -59,12 +63,19 @@ func TestCrashAfterCreateMakesOneTicket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "bootstrap")
+	env["ESCALATION_BUDGET_MS"] = "2000" // the dead run's claim is recovered once its 2 s are over
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "create-escalation")
 	if err := runtimeapi.BuildBootstrap(ctx, st.Root, "functions/create-escalation", bin); err != nil {
 		t.Fatal(err)
 	}
-	// A 2 s timeout, shorter than the delivery budget, so the process dies waiting for Jira.
-	fn, err := runtimeapi.Start(runtimeapi.Function{Name: "create-escalation", Bootstrap: bin, Env: env, Timeout: 2 * time.Second, Logs: &logs, LogPrefix: "create-escalation | "})
+	// The bootstrap, started through a script that notes its process id (exec keeps it).
+	pidFile := filepath.Join(dir, "pid")
+	script := filepath.Join(dir, "bootstrap")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho $$ > "+pidFile+"\nexec "+bin+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fn, err := runtimeapi.Start(runtimeapi.Function{Name: "create-escalation", Bootstrap: script, Env: env, Timeout: 10 * time.Second, Logs: &logs, LogPrefix: "create-escalation | "})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,16 +89,42 @@ func TestCrashAfterCreateMakesOneTicket(t *testing.T) {
 	before := st.Jira().RequestCount() // other seed data may hold requests already
 	st.Jira().AnswerLate("/rest/servicedeskapi/request", time.Minute, 1)
 	event := restEvent(map[string]any{"conversationId": "7c0a1f3e-2b4d-4e6f-8a9b-0c1d2e3f4a5b", "trigger": "vip", "customerName": "Jane Doe"})
-	first, err := fn.Invoke(ctx, event)
+	began := time.Now()
+	firstDone := make(chan runtimeapi.Result, 1)
+	go func() {
+		res, err := fn.Invoke(ctx, event)
+		if err != nil {
+			t.Error(err)
+		}
+		firstDone <- res
+	}()
+	for st.Jira().RequestCount() == before {
+		if time.Since(began) > 10*time.Second {
+			t.Fatal("Jira never received the create")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	raw, err := os.ReadFile(pidFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.FunctionError == "" || !strings.Contains(string(first.Payload), runtimeapi.ErrorTypeTimeout) {
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first := <-firstDone
+	if first.FunctionError == "" || !strings.Contains(string(first.Payload), runtimeapi.ErrorTypeExit) {
 		t.Fatalf("the first invocation must die: %s", first.Payload)
 	}
 	if n := st.Jira().RequestCount() - before; n != 1 {
 		t.Fatalf("%d requests after the crash; Jira must have created one", n)
 	}
+	// Genesys would not retry a dead call at once; a flow calling again a few seconds later
+	// finds the dead run's claim expired (its request's deadline has passed).
+	time.Sleep(time.Until(began.Add(2 * time.Second)))
 	retry, err := fn.Invoke(ctx, event)
 	if err != nil {
 		t.Fatal(err)

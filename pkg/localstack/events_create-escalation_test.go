@@ -34,7 +34,10 @@ func init() {
 		"create-escalation/permission-denied.json": {Status: 200, Body: m{"status": "failed", "target": "jira", "reason": "permission_denied", "attempts": 1.0},
 			Setup: jiraFails(jiratest.Failure{Status: 403})},
 		"create-escalation/invalid-missing-trigger.json": {Status: 400, Body: m{"status": "rejected", "error": m{"field": "trigger", "code": "missing_field"}}},
-		"create-escalation/invalid-occurred-at.json":     {Status: 400, Body: m{"status": "rejected", "error": m{"field": "occurredAt", "code": "invalid_field"}}},
+		// A day-first date without an offset cannot be read: the escalation goes on with the
+		// time the request arrived, and says so.
+		"create-escalation/bad-occurred-at.json": {Status: 200, Body: m{"status": "created", "target": "jira",
+			"warnings": []any{"occurredAt: not an ISO-8601 date-time with an offset (e.g. 2026-11-22T10:15:00Z); the time the request arrived is used"}}},
 		// Runs after the create-escalation events with a setup (file order), so the outage
 		// example's link is waiting for its note, and jira-down's escalation is queued: held
 		// until the search lag (JiraSearchLagSeconds, 5 s locally) has passed, then delivered

@@ -32,7 +32,16 @@ type Options struct {
 	// Getenv tells which systems are real: a set TELEMETRY_URL (or GENESYS_API_BASE_URL, ...)
 	// replaces that fake. Defaults to os.Getenv.
 	Getenv func(string) string
+	// PrivateDynamoDB starts a DynamoDB Local of the stack's own even when
+	// CXBRIDGE_DYNAMODB_ENDPOINT names a shared one, so that it can be paused.
+	PrivateDynamoDB bool
+	// FunctionEnv is set in every function's environment over the template's values, e.g.
+	// STATE_CALL_TIMEOUT_MS=500 to run with the production bound.
+	FunctionEnv map[string]string
 }
+
+// LocalStateCallTimeoutMs is STATE_CALL_TIMEOUT_MS for the functions of the local stack.
+const LocalStateCallTimeoutMs = "2000"
 
 // Stack is the running local world.
 type Stack struct {
@@ -43,6 +52,7 @@ type Stack struct {
 	Secrets  *secretstest.Server
 
 	logs      io.Writer
+	extraEnv  map[string]string
 	fakes     map[string]any // system name -> its fake; absent where the environment points it elsewhere
 	endpoints []Endpoint
 	values    map[string]string // template parameter and resource values for the local world
@@ -67,7 +77,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			return nil, err
 		}
 	}
-	s = &Stack{Root: root, logs: opts.Logs, running: map[string]*function{}, fakes: map[string]any{}}
+	s = &Stack{Root: root, logs: opts.Logs, extraEnv: opts.FunctionEnv, running: map[string]*function{}, fakes: map[string]any{}}
 	if s.logs == nil {
 		s.logs = io.Discard
 	}
@@ -84,7 +94,11 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}
 	s.closers = append(s.closers, func() { _ = os.RemoveAll(s.binDir) })
 
-	if s.DynamoDB, err = dynamotest.Start(); err != nil {
+	startDynamoDB := dynamotest.Start
+	if opts.PrivateDynamoDB {
+		startDynamoDB = dynamotest.StartPrivate
+	}
+	if s.DynamoDB, err = startDynamoDB(); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, s.DynamoDB.Stop)
@@ -193,6 +207,13 @@ func (s *Stack) Env(logicalID string) (map[string]string, error) {
 	env["AWS_ACCESS_KEY_ID"] = "local"
 	env["AWS_SECRET_ACCESS_KEY"] = "local"
 	env["AWS_REGION"] = "us-east-1"
+	// DynamoDB Local on a busy laptop or CI runner is far slower than DynamoDB (a cold JVM takes
+	// seconds for its first requests): give its calls 2 s rather than the production 500 ms, so
+	// a slow answer is not mistaken for a stalled store.
+	env["STATE_CALL_TIMEOUT_MS"] = LocalStateCallTimeoutMs
+	for k, v := range s.extraEnv {
+		env[k] = v
+	}
 	return env, nil
 }
 

@@ -75,12 +75,18 @@ type Service struct {
 	Guard      Guard // nil: no breaker
 }
 
-// Input is the data action's request.
+// Input is the data action's request. Only a request with neither an ani nor an employeeId
+// cannot be served; every other problem with an input is a warning (see clean).
 type Input struct {
-	ANI            apigw.Text `json:"ani"`
-	EmployeeID     apigw.Text `json:"employeeId"`
-	ConversationID apigw.Text `json:"conversationId"`
-	ParticipantID  apigw.Text `json:"participantId"`
+	ANI            apigw.LooseText `json:"ani"`
+	EmployeeID     apigw.LooseText `json:"employeeId"`
+	ConversationID apigw.LooseText `json:"conversationId"`
+	ParticipantID  apigw.LooseText `json:"participantId"`
+
+	// Set by clean: the ani or employee ID cannot be a number or an ID (too long, control
+	// characters), so it answers invalid_number / invalid_employee_id without being parsed.
+	badANI, badEmployeeID bool
+	warnings              apigw.Warnings
 }
 
 // Scan limits: how many candidate users and incidents one query may return. Candidates are
@@ -109,36 +115,62 @@ var queryRetry = retry.Policy{Attempts: 2, Base: 50 * time.Millisecond, Max: 200
 // Handle decodes, validates and answers one request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
 	var in Input
-	if err := apigw.DecodeJSON(req.Body, &in, true); err != nil {
+	ws, err := apigw.DecodeInput(req.Body, &in)
+	if err != nil {
 		return err.Response()
 	}
-	if err := in.validate(); err != nil {
+	if err := in.clean(ws); err != nil {
 		return err.Response()
 	}
-	observe.SetCorrelationID(ctx, string(in.ConversationID))
+	observe.SetCorrelationID(ctx, string(in.ConversationID.Text))
 	return apigw.OK(s.Lookup(ctx, in))
 }
 
-func (in Input) validate() *apigw.Error {
-	if in.ANI == "" && in.EmployeeID == "" {
+// clean judges the inputs. A caller with neither a number nor an employee ID cannot be looked
+// up (400). Anything else is served: a number or ID that cannot be one (longer than 64
+// characters, control characters) answers invalid_number / invalid_employee_id as an unparsable
+// one does, and a malformed conversationId or participantId is dropped (no waiting link); each
+// is a warning. Content is judged later: an invalid number is an answer, not a bad request.
+func (in *Input) clean(decoded apigw.Warnings) *apigw.Error {
+	ws := decoded
+	for _, f := range []struct {
+		name string
+		v    *apigw.LooseText
+		bad  *bool
+		what string
+	}{{"ani", &in.ANI, &in.badANI, "number"}, {"employeeId", &in.EmployeeID, &in.badEmployeeID, "employee ID"}} {
+		v := string(f.v.Text)
+		switch {
+		case f.v.Malformed != "":
+			ws.Add(f.name, "%s instead of text; ignored", f.v.Malformed)
+		case len(v) > 64 || strings.IndexFunc(v, unicode.IsControl) >= 0:
+			ws.Add(f.name, "longer than 64 characters or holds control characters; answered as an invalid %s", f.what)
+			*f.bad = true
+		}
+	}
+	if in.ANI.Text == "" && in.EmployeeID.Text == "" {
+		switch {
+		case in.ANI.Malformed != "":
+			return apigw.Invalid("ani", "invalid_field", "ani must be text (a number or tel:/sip: URI), not %s; or send employeeId", in.ANI.Malformed)
+		case in.EmployeeID.Malformed != "":
+			return apigw.Invalid("employeeId", "invalid_field", "employeeId must be text, not %s; or send ani", in.EmployeeID.Malformed)
+		}
 		return &apigw.Error{Status: 400, Code: "missing_field", Field: "ani", Message: "ani or employeeId is required"}
 	}
 	for _, f := range []struct {
-		name, value string
-	}{{"ani", string(in.ANI)}, {"employeeId", string(in.EmployeeID)}} {
-		// Content is judged later (an invalid number is an answer, not a bad request); only
-		// what no data action can mean is refused here.
-		if len(f.value) > 64 || strings.IndexFunc(f.value, unicode.IsControl) >= 0 {
-			return apigw.Invalid(f.name, "invalid_field", "%s must be at most 64 characters without control characters", f.name)
+		name string
+		v    *apigw.LooseText
+	}{{"conversationId", &in.ConversationID}, {"participantId", &in.ParticipantID}} {
+		v := string(f.v.Text)
+		switch {
+		case f.v.Malformed != "":
+			ws.Add(f.name, "%s instead of text; ignored", f.v.Malformed)
+		case v != "" && (len(v) > 64 || strings.IndexFunc(v, notIDRune) >= 0):
+			ws.Add(f.name, "not a Genesys id; ignored (the caller's waiting conversation is not recorded)")
+			f.v.Text = ""
 		}
 	}
-	for _, f := range []struct {
-		name, value string
-	}{{"conversationId", string(in.ConversationID)}, {"participantId", string(in.ParticipantID)}} {
-		if f.value != "" && (len(f.value) > 64 || strings.IndexFunc(f.value, notIDRune) >= 0) {
-			return apigw.Invalid(f.name, "invalid_field", "%s must be a Genesys id (letters, digits and hyphens)", f.name)
-		}
-	}
+	in.warnings = ws
 	return nil
 }
 
@@ -159,6 +191,8 @@ func (s *Service) Lookup(ctx context.Context, in Input) Result {
 		r.Incidents = []IncidentSummary{}
 	}
 	r.LatencyMs = time.Since(start).Milliseconds()
+	r.Warnings = in.warnings.Strings()
+	in.warnings.Report(ctx)
 
 	m := observe.MetricsFrom(ctx)
 	m.Millis("LookupLatency", time.Since(start))
@@ -188,8 +222,10 @@ func (s *Service) lookup(ctx context.Context, in Input) (Result, error) {
 
 	var num Number
 	var numErr error
-	if in.ANI != "" {
-		num, numErr = s.phones().Parse(string(in.ANI))
+	if in.badANI {
+		r.Reason = ReasonInvalidNumber
+	} else if in.ANI.Text != "" {
+		num, numErr = s.phones().Parse(string(in.ANI.Text))
 		switch {
 		case errors.Is(numErr, ErrWithheld):
 			r.Reason = ReasonWithheld
@@ -215,10 +251,14 @@ func (s *Service) lookup(ctx context.Context, in Input) (Result, error) {
 			r.Reason = ReasonNoMatch
 		}
 	}
-	if in.EmployeeID == "" {
+	if in.EmployeeID.Text == "" {
 		return side.finish(r), nil
 	}
-	emp, err := s.Config.EmployeeIDs.Parse(string(in.EmployeeID))
+	if in.badEmployeeID {
+		r.Reason = ReasonInvalidEmployeeID
+		return side.finish(r), nil
+	}
+	emp, err := s.Config.EmployeeIDs.Parse(string(in.EmployeeID.Text))
 	if err != nil {
 		r.Reason = ReasonInvalidEmployeeID
 		return side.finish(r), nil

@@ -467,17 +467,15 @@ func TestNoMatchAnywhere(t *testing.T) {
 	}
 }
 
-func TestBadInputIsRejectedNamingTheField(t *testing.T) {
+// Only a caller who cannot be looked up at all (no number and no employee ID), a body that is not
+// a JSON object, or a typo of an input name is refused.
+func TestOnlyAnUnservableLookupIsRejected(t *testing.T) {
 	e := newEnv(t)
 	cases := []struct{ body, field, code string }{
 		{`{}`, "ani", "missing_field"},
 		{`{"ani":"  ","employeeId":""}`, "ani", "missing_field"},
 		{`{"ani":"+14155550100","conversationID":"x"}`, "conversationID", "unknown_field"},
 		{`{"ani":{"number":"+14155550100"}}`, "ani", "invalid_field"},
-		{`{"ani":"+14155550100","conversationId":"x^ORactive=true"}`, "conversationId", "invalid_field"},
-		{`{"ani":"+14155550100","participantId":"a b"}`, "participantId", "invalid_field"},
-		{`{"ani":"` + strings.Repeat("1", 65) + `"}`, "ani", "invalid_field"},
-		{`{"employeeId":"E1\u0000"}`, "employeeId", "invalid_field"},
 		{`not json`, "body", "invalid_json"},
 	}
 	for _, c := range cases {
@@ -493,6 +491,33 @@ func TestBadInputIsRejectedNamingTheField(t *testing.T) {
 	}
 	if _, _, total := e.calls(); total != 0 {
 		t.Fatalf("rejected requests reached ServiceNow %d times", total)
+	}
+}
+
+// Everything else is answered, with a warning naming the input; junk never reaches ServiceNow.
+func TestBadLookupInputIsAnsweredWithAWarning(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		body, field, reason string
+	}{
+		{`{"ani":"` + strings.Repeat("1", 65) + `"}`, "ani", lookup.ReasonInvalidNumber},
+		{`{"employeeId":"E1\u0000"}`, "employeeId", lookup.ReasonInvalidEmployeeID},
+		{`{"ani":"+14155550100","conversationId":"x^ORactive=true"}`, "conversationId", lookup.ReasonNoMatch},
+		{`{"ani":"+14155550100","participantId":"a b"}`, "participantId", lookup.ReasonNoMatch},
+		{`{"ani":"+14155550100","callerName":"x"}`, "callerName", lookup.ReasonNoMatch},
+	}
+	for _, c := range cases {
+		resp := e.handle(t, context.Background(), c.body)
+		var r lookup.Result
+		_ = json.Unmarshal([]byte(resp.Body), &r)
+		if resp.StatusCode != 200 || r.Reason != c.reason || len(r.Warnings) != 1 || !strings.HasPrefix(r.Warnings[0], c.field+": ") || r.ConversationLinked {
+			t.Errorf("%s: got %d %s; want 200 %s with a warning on %s", c.body, resp.StatusCode, resp.Body, c.reason, c.field)
+		}
+	}
+	for _, r := range e.sn.Received("") {
+		if q := r.Query.Encode(); strings.Contains(q, "ORactive") || strings.Contains(q, "1111111111111111") {
+			t.Fatalf("junk reached ServiceNow: %s", q)
+		}
 	}
 }
 

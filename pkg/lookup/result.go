@@ -52,6 +52,9 @@ type Result struct {
 
 	Incidents []IncidentSummary `json:"incidents"`
 	LatencyMs int64             `json:"latencyMs"`
+	// Warnings name the inputs that were ignored or could not be used, each
+	// "<input>: <problem>"; empty when there were none.
+	Warnings []string `json:"warnings"`
 }
 
 // IncidentSummary is one open incident of the caller.

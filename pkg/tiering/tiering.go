@@ -60,9 +60,14 @@ type Service struct {
 
 // Input is the data action's request.
 type Input struct {
-	CustomerID     apigw.Text `json:"customerId"`
-	ConversationID apigw.Text `json:"conversationId"`
-	ANI            apigw.Text `json:"ani"`
+	CustomerID     apigw.Text      `json:"customerId"`
+	ConversationID apigw.LooseText `json:"conversationId"`
+	ANI            apigw.LooseText `json:"ani"`
+
+	// Set by clean: the customer id cannot be one (too long, control characters), so the
+	// caller is routed to the fallback tier without asking telemetry.
+	badCustomerID bool
+	warnings      apigw.Warnings
 }
 
 // Decision is the answer. Every field is always present so a Genesys output contract can map
@@ -78,6 +83,9 @@ type Decision struct {
 	Reason             string `json:"reason"` // why fallback, or "" when ok
 	Cascaded           bool   `json:"cascaded"`
 	LatencyMs          int64  `json:"latencyMs"`
+	// Warnings name the inputs that were ignored or could not be used, each
+	// "<input>: <problem>"; empty when there were none.
+	Warnings []string `json:"warnings"`
 }
 
 // Statuses of a decision.
@@ -105,7 +113,11 @@ const (
 	ReasonNoSeverity    = "missing_severity"
 	ReasonBreakerOpen   = "breaker_open"
 	ReasonConfiguration = "configuration"
+	// ReasonInvalidCustomerID: the customerId cannot be one, so telemetry was not asked.
+	ReasonInvalidCustomerID = "invalid_customer_id"
 )
+
+var errInvalidCustomerID = errors.New("the customerId cannot be a customer id")
 
 // telemetryRetry allows one quick second attempt when the budget has room for it.
 var telemetryRetry = retry.Policy{Attempts: 2, Base: 50 * time.Millisecond, Max: 200 * time.Millisecond, MinAttempt: 300 * time.Millisecond}
@@ -113,32 +125,45 @@ var telemetryRetry = retry.Policy{Attempts: 2, Base: 50 * time.Millisecond, Max:
 // Handle decodes, validates and answers one request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
 	var in Input
-	if err := apigw.DecodeJSON(req.Body, &in, true); err != nil {
+	ws, err := apigw.DecodeInput(req.Body, &in)
+	if err != nil {
 		return err.Response()
 	}
-	if err := in.validate(); err != nil {
+	if err := in.clean(ws); err != nil {
 		return err.Response()
 	}
-	observe.SetCorrelationID(ctx, string(in.ConversationID))
+	observe.SetCorrelationID(ctx, string(in.ConversationID.Text))
 	return apigw.OK(s.Decide(ctx, in))
 }
 
-func (in Input) validate() *apigw.Error {
-	id := string(in.CustomerID)
-	switch {
+// clean judges the inputs. Only a missing customerId is refused: the flow sends none, which a
+// test of the action shows at once. A customerId that cannot be one (longer than 128
+// characters, control characters) still routes the caller, to the fallback tier, reason
+// invalid_customer_id; a malformed conversationId or ani is not used. Each is a warning.
+func (in *Input) clean(decoded apigw.Warnings) *apigw.Error {
+	ws := decoded
+	switch id := string(in.CustomerID); {
 	case id == "":
 		return apigw.Missing("customerId")
-	case len(id) > 128:
-		return apigw.Invalid("customerId", "invalid_field", "customerId is longer than 128 characters")
-	case strings.IndexFunc(id, unicode.IsControl) >= 0:
-		return apigw.Invalid("customerId", "invalid_field", "customerId contains control characters")
+	case len(id) > 128 || strings.IndexFunc(id, unicode.IsControl) >= 0:
+		ws.Add("customerId", "longer than 128 characters or holds control characters; the fallback tier is used")
+		in.badCustomerID = true
 	}
-	if c := string(in.ConversationID); c != "" && (len(c) > 64 || strings.IndexFunc(c, notIDRune) >= 0) {
-		return apigw.Invalid("conversationId", "invalid_field", "conversationId must be a Genesys conversation id (letters, digits and hyphens)")
+	switch c := string(in.ConversationID.Text); {
+	case in.ConversationID.Malformed != "":
+		ws.Add("conversationId", "%s instead of text; ignored", in.ConversationID.Malformed)
+	case c != "" && (len(c) > 64 || strings.IndexFunc(c, notIDRune) >= 0):
+		ws.Add("conversationId", "not a Genesys conversation id; ignored")
+		in.ConversationID.Text = ""
 	}
-	if a := string(in.ANI); len(a) > 64 || strings.IndexFunc(a, unicode.IsControl) >= 0 {
-		return apigw.Invalid("ani", "invalid_field", "ani must be a phone number or tel:/sip: URI of at most 64 characters")
+	switch a := string(in.ANI.Text); {
+	case in.ANI.Malformed != "":
+		ws.Add("ani", "%s instead of text; not sent to telemetry", in.ANI.Malformed)
+	case len(a) > 64 || strings.IndexFunc(a, unicode.IsControl) >= 0:
+		ws.Add("ani", "longer than 64 characters or holds control characters; not sent to telemetry")
+		in.ANI.Text = ""
 	}
+	in.warnings = ws
 	return nil
 }
 
@@ -175,8 +200,11 @@ func (s *Service) Decide(ctx context.Context, in Input) Decision {
 		}()
 	}
 
-	reading, err := s.read(budget, in)
-	if err == nil {
+	var reading telemetry.Reading
+	var err error
+	if in.badCustomerID {
+		err = errInvalidCustomerID
+	} else if reading, err = s.read(budget, in); err == nil {
 		metrics.Millis("TelemetryLatency", time.Since(start))
 	}
 	d := s.decide(ctx, reading, err)
@@ -184,6 +212,8 @@ func (s *Service) Decide(ctx context.Context, in Input) Decision {
 		s.cascade(ctx, &d, budget, observed)
 	}
 	d.LatencyMs = time.Since(start).Milliseconds()
+	d.Warnings = in.warnings.Strings()
+	in.warnings.Report(ctx)
 
 	metrics.Count("TierDecision", 1, observe.D("Tier", string(d.Tier)), observe.D("Source", d.Source))
 	if d.Status == StatusFallback {
@@ -197,7 +227,7 @@ func (s *Service) Decide(ctx context.Context, in Input) Decision {
 
 func (s *Service) read(ctx context.Context, in Input) (telemetry.Reading, error) {
 	var reading telemetry.Reading
-	req := telemetry.Request{CustomerID: string(in.CustomerID), ANI: string(in.ANI), At: s.now()}
+	req := telemetry.Request{CustomerID: string(in.CustomerID), ANI: string(in.ANI.Text), At: s.now()}
 	call := func(ctx context.Context) error {
 		_, err := retry.Do(ctx, telemetryRetry, func(ctx context.Context, _ int) error {
 			r, err := s.Telemetry.Read(ctx, req)
@@ -285,6 +315,8 @@ func (s *Service) cascade(ctx context.Context, d *Decision, budget context.Conte
 func Reason(err error) string {
 	var ne net.Error
 	switch {
+	case errors.Is(err, errInvalidCustomerID):
+		return ReasonInvalidCustomerID
 	case errors.Is(err, breaker.ErrOpen):
 		return ReasonBreakerOpen
 	case errors.Is(err, telemetry.ErrMissingSeverity):
