@@ -57,7 +57,7 @@ var badRoutes = []badRoute{
 	{fn: "telemetry-tier", path: "/telemetry/tier", event: "telemetry-tier/normal.json", textField: "customerId"},
 	{fn: "servicenow-lookup", path: "/servicenow/lookup", event: "servicenow-lookup/match-by-ani.json", textField: "ani"},
 	{fn: "create-escalation", path: "/escalations", event: "create-escalation/vip.json", textField: "customerName", intField: "holdSeconds", lenient: true},
-	{fn: "priority-sync", path: "/priority-sync", event: "priority-sync/raised.json", sign: true, textField: "incidentNumber"},
+	{fn: "priority-sync", path: "/priority-sync", event: "priority-sync/raised.json", sign: true, textField: "incidentSysId"},
 	{fn: "messagebird-inbound", path: "/messagebird/webhook", event: "messagebird-inbound/echo-of-sent-message.json", sign: true, webhook: true, textField: "type"},
 	{fn: "messagebird-inbound", path: "/jira/webhook", event: "messagebird-inbound/jira-internal-comment.json", sign: true, webhook: true, textField: "webhookEvent"},
 }
