@@ -48,6 +48,10 @@ type Error struct {
 	Code    string // the system's own error code, when it sends one
 	Message string // the system's own error message, when it sends one
 	Err     error  // the transport or decoding error, if any
+	// NotSent: the request never left this process (cxbridge's own rate limit held it back,
+	// pkg/ratelimit). Like a 429 it is a proven rejection, safe to retry blind; unlike one it
+	// says nothing about the system's health, so circuit breakers ignore it.
+	NotSent bool
 
 	retryAfter    time.Duration
 	hasRetryAfter bool
@@ -94,6 +98,12 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return ""
+}
+
+// NotSent reports whether err is a request that never left (see Error.NotSent).
+func NotSent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.NotSent
 }
 
 // IsOutage reports whether err says the dependency itself is failing (timeouts, transport
@@ -266,6 +276,15 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 	}
 	start := time.Now()
 	resp, err := hc.Do(req)
+	var held *Error
+	if errors.As(err, &held) && held.NotSent {
+		// The transport refused to send it (pkg/ratelimit): not a transport failure.
+		e := *held
+		if e.Op == "" {
+			e.Op = r.Op
+		}
+		return nil, nil, &e
+	}
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

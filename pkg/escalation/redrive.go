@@ -151,6 +151,10 @@ func (s *Service) redriveOne(ctx context.Context, it Item, held map[string]strin
 	it.Reason = ReasonUnavailable
 	if connectors.KindOf(err) == connectors.KindRateLimited {
 		it.Reason = ReasonRateLimited
+		// The target (or cxbridge's shared limit for it) takes no more now: the rest of its
+		// items wait for the next run as they are, rather than each spend a call and a backoff
+		// step being refused.
+		held[e.Target] = "rate limited"
 	}
 	s.reschedule(ctx, it, err, sum)
 }

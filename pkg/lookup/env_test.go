@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw/apigwtest"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
@@ -28,10 +29,13 @@ func TestMain(m *testing.M) { dynamotest.Main(m) }
 // env is one servicenow-lookup execution environment wired to the ServiceNow fake, the Secrets
 // Manager fake and DynamoDB Local, built the way functions/servicenow-lookup/main.go builds it.
 type env struct {
-	svc    *lookup.Service
-	sn     *servicenowtest.Server
-	links  *callerlink.Store
-	client *servicenow.Client
+	svc     *lookup.Service
+	sn      *servicenowtest.Server
+	links   *callerlink.Store
+	client  *servicenow.Client
+	secrets connectors.SecretReader
+	db      *dynamodb.Client
+	table   string
 }
 
 type option func(*lookup.Config, *breaker.Settings)
@@ -72,7 +76,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 			Links:      links,
 			Guard:      breaker.New(local.Client(), cfg.StateTable, bs),
 		},
-		sn: sn, links: links, client: client,
+		sn: sn, links: links, client: client, secrets: sec, db: local.Client(), table: tables.State,
 	}
 }
 

@@ -180,6 +180,9 @@ func (s *Server) SetStrictQueries(on bool) {
 // n = 0 removes the limit.
 func (s *Server) RateLimit(n int, window time.Duration) { s.limit.Set(n, window, s.cfg.Now()) }
 
+// RateLimited counts the requests RateLimit refused with 429.
+func (s *Server) RateLimited() int { return s.limit.Refused() }
+
 // Fail injects failures for request paths starting with prefix (queued in order; the token
 // endpoint is /oauth_token.do).
 func (s *Server) Fail(prefix string, f ...Failure) { s.failures.Add(prefix, f...) }
