@@ -222,6 +222,10 @@ func (s *Stack) Env(logicalID string) (map[string]string, error) {
 	env["AWS_ACCESS_KEY_ID"] = "local"
 	env["AWS_SECRET_ACCESS_KEY"] = "local"
 	env["AWS_REGION"] = "us-east-1"
+	// DynamoDB Local on a developer's machine answers a write in tens of milliseconds under a
+	// burst where DynamoDB takes a few; give the rate limit's writes the time they need here, so
+	// the local stack shows the limit holding rather than its fail-open.
+	env["RATE_LIMIT_STORE_TIMEOUT_MS"] = "2000"
 	return env, nil
 }
 
