@@ -6,11 +6,16 @@
 //	cxbridge outage status
 //	cxbridge escalations queued|failed
 //	cxbridge escalations retry <escalation id>|--all
+//	cxbridge genesys export --api-url <ApiUrl> | --stack <stack name> [--out genesys-actions]
 //
 // The state table is --table or STATE_TABLE (the stack's StateTableName output). "outage on"
 // checks the master ticket first when the target is reachable (JIRA_BASE_URL or
 // SERVICENOW_BASE_URL, with credentials from JIRA_SECRET_ID / SERVICENOW_SECRET_ID in Secrets
 // Manager): a mistyped master would have every caller told about a ticket that does not exist.
+//
+// "genesys export" writes the shipped Genesys data actions (integrations/genesys) with the
+// stack's API URL in place of CXBRIDGE_API_URL, ready to import; --stack reads it from the
+// CloudFormation stack's ApiUrl output with the caller's AWS credentials and region.
 package main
 
 import (
@@ -46,6 +51,7 @@ const usage = `usage:
   cxbridge outage status
   cxbridge escalations queued|failed
   cxbridge escalations retry <escalation id>|--all
+  cxbridge genesys export --api-url <ApiUrl> | --stack <stack name> [--out genesys-actions] [--from integrations/genesys]
 common flags: --table <state table> (default $STATE_TABLE)`
 
 func run(ctx context.Context, args []string, out io.Writer, getenv func(string) string) error {
@@ -63,6 +69,8 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 		return listEscalations(ctx, args[1], args[2:], out, getenv)
 	case "escalations retry":
 		return retryEscalations(ctx, args[2:], out, getenv)
+	case "genesys export":
+		return genesysExport(ctx, args[2:], out)
 	}
 	return usageError(usage)
 }

@@ -92,4 +92,3 @@ func rateLimitBurst(d *demo) error {
 	d.check(counts["created"] > 0 && counts["created"]+counts["queued (rate_limited)"] == burst, "want some created and the rest queued as rate_limited, got %v", counts)
 	return nil
 }
-
