@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/cxbridge/cxbridge/pkg/cfnstack/cfnstacktest"
 	"github.com/cxbridge/cxbridge/pkg/dataaction"
+	"github.com/cxbridge/cxbridge/pkg/lookup"
 )
 
 const shipped = "../../integrations/genesys"
@@ -116,5 +118,63 @@ func TestGenesysExportRefusesWhatCannotWork(t *testing.T) {
 	err := run(context.Background(), []string{"genesys", "export", "--from", shipped, "--out", shipped, "--api-url", "https://x.example.com/prod"}, &out, func(string) string { return "" })
 	if err == nil || !strings.Contains(err.Error(), "must not be the directory of the shipped actions") {
 		t.Fatalf("exporting over the shipped files: %v", err)
+	}
+}
+
+// TestGenesysExportFollowsTheStacksUserFields: a stack whose LookupUserFields differs from the
+// default answers with other outputs; the exported lookup contract lists exactly those.
+func TestGenesysExportFollowsTheStacksUserFields(t *testing.T) {
+	fake := cfnstacktest.New(cfnstacktest.Stack{Name: "cxbridge",
+		Outputs:    map[string]string{"ApiUrl": "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"},
+		Parameters: map[string]string{"LookupUserFields": "company,cost_center,location.city"}})
+	t.Cleanup(fake.Close)
+	for k, v := range map[string]string{"AWS_ENDPOINT_URL_CLOUDFORMATION": fake.URL(), "AWS_REGION": "eu-west-1",
+		"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"} {
+		t.Setenv(k, v)
+	}
+	dir, out, err := export(t, "--stack", "cxbridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "userVip userCompany userCostCenter userLocationCity (the stack's LookupUserFields: company,cost_center,location.city)") {
+		t.Fatalf("output:\n%s", out)
+	}
+	a, err := dataaction.Load(filepath.Join(dir, "servicenow-lookup.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := a.Check(); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	answer := func(fields ...string) any {
+		r := lookup.Result{Status: "ok", Incidents: []lookup.IncidentSummary{}}
+		for _, f := range fields {
+			r.UserFields = append(r.UserFields, lookup.UserField{Output: f, Value: "x"})
+		}
+		raw, _ := json.Marshal(r)
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		_ = dec.Decode(&v)
+		return v
+	}
+	if errs := a.Contract.Output.SuccessSchema.Exact(answer("userCompany", "userCostCenter", "userLocationCity")); len(errs) > 0 {
+		t.Fatalf("the stack's answer does not fit the exported contract: %v", errs)
+	}
+	if errs := a.Contract.Output.SuccessSchema.Exact(answer("userCompany", "userTitle", "userLocation", "userDepartment")); len(errs) == 0 {
+		t.Fatal("the default fields must no longer be in the contract")
+	}
+	for _, k := range []string{"userCostCenter", "userLocationCity"} {
+		if a.Config.Response.TranslationMap[k] != "$."+k || a.Config.Response.TranslationMapDefaults[k] != `""` ||
+			!strings.Contains(a.Config.Response.SuccessTemplate, `"`+k+`": ${`+k+`}`) {
+			t.Errorf("%s is not mapped", k)
+		}
+	}
+	if strings.Contains(a.Config.Response.SuccessTemplate, "userTitle") {
+		t.Error("userTitle is still in the success template")
+	}
+
+	if _, _, err := export(t, "--api-url", "https://x.example.com/prod", "--lookup-user-fields", "phone"); err == nil || !strings.Contains(err.Error(), "phone is returned already") {
+		t.Fatalf("a field the lookup returns already: %v", err)
 	}
 }

@@ -62,6 +62,9 @@ func newEnv(t testing.TB, opts ...option) *env {
 		WaitingTTL:         time.Hour,
 		StateTable:         tables.State,
 	}
+	if cfg.UserFields, err = lookup.ParseUserFields(lookup.DefaultUserFields); err != nil {
+		t.Fatal(err)
+	}
 	bs := breaker.Settings{Name: "servicenow", Threshold: 3, OpenFor: time.Minute}
 	for _, o := range opts {
 		o(&cfg, &bs)
@@ -100,6 +103,17 @@ func (e *env) lookup(t testing.TB, body string) (lookup.Result, string) {
 		t.Fatal(err)
 	}
 	return r, buf.String()
+}
+
+// lookupRaw is lookup with the answer's body as sent.
+func (e *env) lookupRaw(t testing.TB, body string) (lookup.Result, string) {
+	t.Helper()
+	resp := e.handle(t, context.Background(), body)
+	var r lookup.Result
+	if err := json.Unmarshal([]byte(resp.Body), &r); err != nil {
+		t.Fatalf("decode %s: %v", resp.Body, err)
+	}
+	return r, resp.Body
 }
 
 func (e *env) handle(t testing.TB, ctx context.Context, body string) events.APIGatewayProxyResponse {

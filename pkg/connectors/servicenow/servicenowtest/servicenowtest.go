@@ -149,6 +149,9 @@ func New(cfg Config) *Server {
 	}
 	s.DefineTable("sys_user", UserSchema())
 	s.DefineTable("incident", IncidentSchema())
+	s.DefineTable("core_company", NamedSchema())
+	s.DefineTable("cmn_location", NamedSchema("city", "country"))
+	s.DefineTable("cmn_department", NamedSchema())
 	s.srv = fakehttp.Start("servicenowtest", http.HandlerFunc(s.serve))
 	return s
 }
