@@ -21,7 +21,7 @@ func main() {
 		Telemetry: telemetry.New(cfg.TelemetryURL, env.Secrets, cfg.TelemetrySecretID, env.HTTP(telemetry.System)),
 		Guard:     breaker.New(env.DB, cfg.StateTable, breakerSettings),
 	}
-	if cfg.Cascade {
+	if cfg.ObservesQueues() {
 		svc.Observer = genesys.New(cfg.GenesysAPIBaseURL, cfg.GenesysLoginBaseURL, env.Secrets, cfg.GenesysSecretID, env.HTTP(genesys.System))
 	}
 	boot.Start(env, apigw.Lambda(apigw.Limits{}, svc.Handle))
