@@ -86,7 +86,10 @@ func (e *env) build() {
 		e.t.Fatalf("configuration: %v", err)
 	}
 	sec := secrets.New(e.secrets.Client())
-	// The shared rate limits are wired as boot wires them (they keep real time).
+	// The shared rate limits are wired as boot wires them (they keep real time), with a store
+	// timeout for DynamoDB Local on a loaded machine rather than DynamoDB: a limiter failing
+	// open would hide what the tests check (its fail-open is tested in pkg/ratelimit).
+	limitCfg.StoreTimeout = 30 * time.Second
 	limits := limitCfg.Limits(e.db, cfg.StateTable)
 	svc, err := escalation.New(cfg, escalation.Deps{DB: e.db, Secrets: sec, Limits: limits, Breaker: e.bs, Now: e.clock.Now})
 	if err != nil {

@@ -18,7 +18,9 @@
 // apart, so Limit slots admit at most Limit calls per window (by pigeonhole); no call waits for
 // another, nothing is read before it is written, and a rejection costs the same two writes.
 // Tickets taken by rejected calls move the counter on, so under load every slot is tried again
-// within Limit calls and a freed slot is found quickly. Every environment compares times with
+// within Limit calls and a freed slot is found quickly. Work that is useless unless all of its
+// calls are made (an escalation reads, then creates) takes its slots together (Reserve: one
+// transaction, all or none), so a flood does not spend the limit on first halves. Every environment compares times with
 // its own clock (NTP-synchronised on Lambda); a skew of d between two environments can let one
 // slot be used twice within Window-d.
 //
@@ -61,6 +63,7 @@ import (
 // DB is the part of *dynamodb.Client the limiter uses.
 type DB interface {
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
 // Settings configure one system's limit.
@@ -135,6 +138,27 @@ func (l *Limiter) Settings() Settings {
 	return l.s
 }
 
+// Reserve asks that the first call made with the returned context take n slots at once, all or
+// none, and the next n-1 calls use them: for work that is of no use unless all its calls are
+// made (an escalation reads the conversation's incidents, then creates one). Under a flood such
+// work then either gets all its calls or none, instead of spending the limit on first halves.
+func Reserve(ctx context.Context, n int) context.Context {
+	if n <= 1 {
+		return ctx
+	}
+	return context.WithValue(ctx, reservationKey{}, &reservation{want: n})
+}
+
+type reservationKey struct{}
+
+// reservation is one Reserve: taken by the first limiter that admits a call with it.
+type reservation struct {
+	mu    sync.Mutex
+	want  int
+	owner *Limiter
+	left  int
+}
+
 // Admit reserves one call. It returns nil when the call may be sent (also when the store
 // cannot be asked: it fails open), ctx's error when ctx ends first, and otherwise a
 // *connectors.Error of kind rate_limited, NotSent, whose RetryAfter says when the slot it was
@@ -143,6 +167,27 @@ func (l *Limiter) Admit(ctx context.Context) error {
 	if l == nil {
 		return nil
 	}
+	if r, ok := ctx.Value(reservationKey{}).(*reservation); ok {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		switch {
+		case r.owner == l && r.left > 0:
+			r.left--
+			return nil
+		case r.owner == nil:
+			n := min(r.want, l.s.Limit)
+			if err := l.admit(ctx, n); err != nil {
+				return err
+			}
+			r.owner, r.left = l, n-1
+			return nil
+		}
+	}
+	return l.admit(ctx, 1)
+}
+
+// admit takes n slots, all or none.
+func (l *Limiter) admit(ctx context.Context, n int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -157,10 +202,14 @@ func (l *Limiter) Admit(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, l.s.StoreTimeout)
 	defer cancel()
 
-	ticket, err := l.ticket(sctx, now)
+	ticket, err := l.ticket(sctx, now, n)
 	if err == nil {
 		var busyUntil time.Time
-		busyUntil, err = l.claim(sctx, now, ticket%int64(l.s.Limit))
+		if n == 1 {
+			busyUntil, err = l.claim(sctx, now, ticket%int64(l.s.Limit))
+		} else {
+			busyUntil, err = l.claimAll(sctx, now, ticket, n)
+		}
 		if err == nil && !busyUntil.IsZero() {
 			return l.reject(ctx, now, busyUntil)
 		}
@@ -174,13 +223,13 @@ func (l *Limiter) Admit(ctx context.Context) error {
 	return nil
 }
 
-// ticket takes the next ticket from the system's counter.
-func (l *Limiter) ticket(ctx context.Context, now time.Time) (int64, error) {
+// ticket takes the next n tickets from the system's counter and returns the last.
+func (l *Limiter) ticket(ctx context.Context, now time.Time, n int) (int64, error) {
 	out, err := l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.table),
 		Key:                       map[string]types.AttributeValue{store.PK: l.pk, store.SK: store.S("SEQ#" + l.sk)},
-		UpdateExpression:          aws.String("ADD seq :one SET expires_at = :exp"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": store.N(1), ":exp": store.N(store.TTL(now, 24*time.Hour))},
+		UpdateExpression:          aws.String("ADD seq :n SET expires_at = :exp"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":n": store.N(n), ":exp": store.N(store.TTL(now, 24*time.Hour))},
 		ReturnValues:              types.ReturnValueUpdatedNew,
 	})
 	if err != nil {
@@ -196,7 +245,53 @@ func (l *Limiter) ticket(ctx context.Context, now time.Time) (int64, error) {
 // claim marks slot n used at now if it was last used at least Window ago. When it was not,
 // busyUntil is when it will be free.
 func (l *Limiter) claim(ctx context.Context, now time.Time, n int64) (busyUntil time.Time, err error) {
+	u := l.slotUpdate(now, n)
 	_, err = l.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: u.TableName, Key: u.Key, UpdateExpression: u.UpdateExpression, ConditionExpression: u.ConditionExpression,
+		ExpressionAttributeValues: u.ExpressionAttributeValues, ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return l.freeAt(ccf.Item, now), nil
+	}
+	return time.Time{}, err
+}
+
+// claimAll claims the n slots of the tickets ending at last in one transaction: all or none.
+// When any is busy (or another transaction holds one of them), busyUntil is when the last of
+// the busy ones frees up.
+func (l *Limiter) claimAll(ctx context.Context, now time.Time, last int64, n int) (busyUntil time.Time, err error) {
+	items := make([]types.TransactWriteItem, 0, n)
+	for t := last - int64(n) + 1; t <= last; t++ {
+		u := l.slotUpdate(now, t%int64(l.s.Limit))
+		items = append(items, types.TransactWriteItem{Update: &u})
+	}
+	_, err = l.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+	var tc *types.TransactionCanceledException
+	if !errors.As(err, &tc) {
+		return time.Time{}, err
+	}
+	for _, r := range tc.CancellationReasons {
+		switch aws.ToString(r.Code) {
+		case "ConditionalCheckFailed":
+			if at := l.freeAt(r.Item, now); at.After(busyUntil) {
+				busyUntil = at
+			}
+		case "TransactionConflict": // another call claims one of these slots right now
+			if at := now.Add(time.Second); at.After(busyUntil) {
+				busyUntil = at
+			}
+		}
+	}
+	if busyUntil.IsZero() {
+		return time.Time{}, err // cancelled for another reason: a store failure
+	}
+	return busyUntil, nil
+}
+
+// slotUpdate is the conditional write that claims slot n.
+func (l *Limiter) slotUpdate(now time.Time, n int64) types.Update {
+	return types.Update{
 		TableName:           aws.String(l.table),
 		Key:                 map[string]types.AttributeValue{store.PK: l.pk, store.SK: store.S("SLOT#" + l.sk + "#" + strconv.FormatInt(n, 10))},
 		UpdateExpression:    aws.String("SET used_at = :now, expires_at = :exp"),
@@ -206,16 +301,16 @@ func (l *Limiter) claim(ctx context.Context, now time.Time, n int64) (busyUntil 
 			":exp": store.N(store.TTL(now, l.s.Window+time.Hour)),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		used := store.Time(ccf.Item, "used_at")
-		if used.IsZero() {
-			used = now // the old item was not returned: assume the slot is fresh
-		}
-		return used.Add(l.s.Window), nil
 	}
-	return time.Time{}, err
+}
+
+// freeAt is when a busy slot (its item as it was) frees up.
+func (l *Limiter) freeAt(item map[string]types.AttributeValue, now time.Time) time.Time {
+	used := store.Time(item, "used_at")
+	if used.IsZero() {
+		used = now // the old item was not returned: assume the slot is fresh
+	}
+	return used.Add(l.s.Window)
 }
 
 func (l *Limiter) reject(ctx context.Context, now, busyUntil time.Time) error {

@@ -223,6 +223,11 @@ type counting struct {
 	calls atomic.Int64
 }
 
+func (c *counting) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, opts ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	c.calls.Add(1)
+	return c.DB.TransactWriteItems(ctx, in, opts...)
+}
+
 func (c *counting) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	c.calls.Add(1)
 	return c.DB.UpdateItem(ctx, in, opts...)
@@ -384,4 +389,60 @@ func counts(t testing.TB, m *observe.Metrics) map[string]int {
 		}
 	}
 	return out
+}
+
+// TestReservedWorkGetsAllItsCallsOrNone: under a flood, work that needs two calls (an
+// escalation's read and create) takes both slots at once or none, so the limit is not spent on
+// first halves; the second call costs no store round trip.
+func TestReservedWorkGetsAllItsCallsOrNone(t *testing.T) {
+	c := newClock()
+	local, tables := dynamotest.ForTest(t)
+	db := &counting{DB: local.Client()}
+	envs := make([]*ratelimit.Limiter, 3)
+	for i := range envs {
+		envs[i] = limiter(t, db, tables.State, 10, c)
+	}
+	var whole, none, half atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := envs[i%len(envs)]
+			ctx := ratelimit.Reserve(context.Background(), 2)
+			if err := l.Admit(ctx); err != nil {
+				if !connectors.NotSent(err) {
+					t.Errorf("unexpected error: %v", err)
+				}
+				none.Add(1)
+				return
+			}
+			if err := l.Admit(ctx); err != nil {
+				half.Add(1)
+				return
+			}
+			whole.Add(1)
+		}()
+	}
+	wg.Wait()
+	// At most 5 pairs fit in 10 calls; concurrent transactions on one slot may both be refused
+	// (TransactionConflict), so fewer is possible, never a half.
+	t.Logf("%d of 30 got both calls, %d only the first, %d none", whole.Load(), half.Load(), none.Load())
+	if whole.Load() < 1 || whole.Load() > 5 || half.Load() != 0 || whole.Load()+none.Load() != 30 {
+		t.Fatalf("%d got both calls, %d only the first, %d none; want 1-5 pairs and no half", whole.Load(), half.Load(), none.Load())
+	}
+	// The reservation's second call is served from the reservation.
+	c.Advance(time.Minute)
+	ctx := ratelimit.Reserve(context.Background(), 2)
+	if err := envs[0].Admit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	calls := db.calls.Load()
+	if err := envs[0].Admit(ctx); err != nil || db.calls.Load() != calls {
+		t.Fatalf("second call: %v, %d store calls", err, db.calls.Load()-calls)
+	}
+	// A third call with the same context is an ordinary one.
+	if err := envs[0].Admit(ctx); err != nil || db.calls.Load() == calls {
+		t.Fatalf("third call: %v, %d store calls", err, db.calls.Load()-calls)
+	}
 }
