@@ -235,10 +235,7 @@ func (o Overrides) Empty() bool { return len(o.Parameters) == 0 && len(o.Env) ==
 
 // String lists what o changes, for a banner.
 func (o Overrides) String() string {
-	var parts []string
-	for _, k := range sortedNames(o.Parameters) {
-		parts = append(parts, k)
-	}
+	parts := sortedNames(o.Parameters)
 	for _, scope := range sortedNames(o.Env) {
 		for _, k := range sortedNames(o.Env[scope]) {
 			if scope == allFunctions {
