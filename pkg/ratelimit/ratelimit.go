@@ -20,14 +20,16 @@
 // Tickets taken by rejected calls move the counter on, so under load every slot is tried again
 // within Limit calls and a freed slot is found quickly. Work that is useless unless all of its
 // calls are made (an escalation reads, then creates) takes its slots together (Reserve: one
-// transaction, all or none), so a flood does not spend the limit on first halves. Every environment compares times with
-// its own clock (NTP-synchronised on Lambda); a skew of d between two environments can let one
-// slot be used twice within Window-d.
+// transaction, all or none), so a flood does not spend the limit on first halves. Every
+// environment compares times with its own clock (NTP-synchronised on Lambda); a skew of d
+// between two environments can let one slot be used twice within Window-d.
 //
 // Items, in the state table:
 //
 //	pk RATELIMIT#<system>   sk SEQ#<window ms>#<limit>          seq: the ticket counter
 //	pk RATELIMIT#<system>   sk SLOT#<window ms>#<limit>#<n>     used_at: ms of the last claim
+//
+// (pkg/store lists every kind of item of the state table.)
 //
 // Changing the limit starts a fresh set of slots (the old ones expire by TTL), so for one
 // window after a deploy that changes it the old and the new limit can both admit calls.
@@ -128,14 +130,6 @@ func New(db DB, table string, s Settings) *Limiter {
 		pk: store.S("RATELIMIT#" + s.System),
 		sk: strconv.FormatInt(s.Window.Milliseconds(), 10) + "#" + strconv.Itoa(s.Limit),
 	}
-}
-
-// Settings returns the limiter's settings (the zero Settings for a nil limiter).
-func (l *Limiter) Settings() Settings {
-	if l == nil {
-		return Settings{}
-	}
-	return l.s
 }
 
 // Reserve asks that the first call made with the returned context take n slots at once, all or

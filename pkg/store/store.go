@@ -15,6 +15,7 @@
 //	MASTERS                        <target>#<master>  master tickets with outage links; note lease
 //	MASTER#<target>#<master>       <linked>#<key>     calls linked to a master, not yet noted
 //	REPLAY#<scheme>#<id>           REPLAY             webhook and signature replay guards
+//	RATELIMIT#<system>             SEQ#... / SLOT#... shared rate limit per system (pkg/ratelimit)
 //
 // The idempotency table follows Powertools for AWS Lambda: id, expiration, status,
 // in_progress_expiration, data, validation.
