@@ -100,7 +100,10 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	} else {
 		fmt.Fprintln(s.progress, "  DynamoDB Local: starting...")
 	}
-	if s.DynamoDB, err = dynamotest.Start(); err != nil {
+	stop := s.heartbeat(began, func() string { return "installing and starting DynamoDB Local" })
+	s.DynamoDB, err = dynamotest.Start()
+	stop()
+	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(s.progress, "  DynamoDB Local: ready on %s (%s)\n", s.DynamoDB.Endpoint(), time.Since(began).Round(100*time.Millisecond))
@@ -265,21 +268,12 @@ func (s *Stack) Warm(ctx context.Context) error {
 	for _, f := range fns {
 		left[DirOf(f.LogicalID)] = true
 	}
-	finished := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(15 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-finished:
-				return
-			case <-tick.C:
-				mu.Lock()
-				fmt.Fprintf(s.progress, "  still building after %s: %s\n", time.Since(began).Round(time.Second), strings.Join(sortedNames(left), ", "))
-				mu.Unlock()
-			}
-		}
-	}()
+	stop := s.heartbeat(began, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return "building " + strings.Join(sortedNames(left), ", ")
+	})
+	defer stop()
 	var wg sync.WaitGroup
 	for i, f := range fns {
 		wg.Add(1)
@@ -299,8 +293,27 @@ func (s *Stack) Warm(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
-	close(finished)
 	return errors.Join(errs...)
+}
+
+// heartbeat says every 15 s what a long step is still doing, until stop is called: a first
+// start on a fresh machine must not look hung.
+func (s *Stack) heartbeat(began time.Time, doing func() string) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(15 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fmt.Fprintf(s.progress, "  still %s (%s)...\n", doing(), time.Since(began).Round(time.Second))
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 // Reconfigure replaces the overrides, as a redeploy with other parameters would: every running
