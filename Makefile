@@ -3,8 +3,11 @@
 #   make test                                  what CI runs: unit and integration tests
 #   make build                                 every function for Lambda (linux/arm64) into .build/
 #   make demo                                  walk through every seed scenario locally and check the outcomes
-#   make run                                   the whole product on 127.0.0.1 (fakes for every external system)
-#   make invoke FN=<function> EVENT=<file>     run one event through a function's real bootstrap
+#   make run [PARAMS=<file>]                   the whole product on 127.0.0.1 (fakes for every external system)
+#   make invoke FN=<function> EVENT=<file> [PARAMS=<file>]   run one event through a function's real bootstrap
+#
+# PARAMS names a JSON file of template parameter overrides ({"TierL1QueueId":"..."}) or of
+# environment variables in the shape of sam local invoke --env-vars.
 #   make lint                                  gofmt, go vet and golangci-lint
 #   make fuzz [FUZZTIME=60s]                   every fuzz target in turn, FUZZTIME each (CI: 10s)
 #
@@ -77,13 +80,18 @@ fuzz:
 		echo "== $${t#*:} (./$${t%%:*}, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) ./$${t%%:*}; \
 	done
+# go run compiles cmd/local first, silently: a minute on a fresh machine, so say so.
+COMPILING = @echo 'compiling the local stack (go run ./cmd/local; a minute the first time)...' >&2
 
 demo:
+	$(COMPILING)
 	$(GO) run ./cmd/local demo
 
 run:
-	$(GO) run ./cmd/local run
+	$(COMPILING)
+	$(GO) run ./cmd/local run $(if $(PARAMS),-params $(PARAMS))
 
 invoke:
-	@test -n "$(FN)" -a -n "$(EVENT)" || { echo 'usage: make invoke FN=telemetry-tier EVENT=events/telemetry-tier/critical.json'; exit 2; }
-	$(GO) run ./cmd/local invoke $(FN) $(EVENT)
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo 'usage: make invoke FN=telemetry-tier EVENT=events/telemetry-tier/critical.json [PARAMS=overrides.json]'; exit 2; }
+	$(COMPILING)
+	$(GO) run ./cmd/local invoke $(if $(PARAMS),-params $(PARAMS)) $(FN) $(EVENT)

@@ -25,15 +25,19 @@ func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	port := fs.Int("port", 3000, "port of the local API on 127.0.0.1 (0 picks a free one)")
 	quiet := fs.Bool("quiet", false, "do not print the functions' log lines")
+	params := fs.String("params", "", "JSON file of template parameter or environment overrides (the shape of sam local invoke --env-vars, or parameter name -> value)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments: " + strings.Join(fs.Args(), " "))
 	}
 	var logs io.Writer = os.Stderr
 	if *quiet {
 		logs = io.Discard
 	}
 	fmt.Fprintln(os.Stderr, "starting DynamoDB Local, the fakes and every function...")
-	st, err := localstack.Start(ctx, localstack.Options{Logs: logs})
+	st, err := startStack(ctx, logs, os.Stderr, *params)
 	if err != nil {
 		return err
 	}

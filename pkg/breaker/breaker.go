@@ -8,7 +8,8 @@
 //
 //   - CLOSED: calls go through. An outage failure (connectors.IsOutage: 5xx, 429, timeouts,
 //     transport errors) adds one to failures; a success resets it; any other error (400, 401,
-//     403, 404, our own bugs) is neutral and changes nothing. The environment whose failure
+//     403, 404, our own bugs, a call cxbridge's own rate limit did not send) is neutral and
+//     changes nothing. The environment whose failure
 //     reaches Threshold opens the breaker, under the condition "still CLOSED and failures >=
 //     Threshold", so exactly one writer does.
 //   - OPEN until open_until: calls are rejected with an error matching ErrOpen.
@@ -360,7 +361,8 @@ func (t *Ticket) Done(ctx context.Context, err error) {
 		defer cancel()
 	}
 	now := b.s.Now()
-	outage := err != nil && connectors.IsOutage(err)
+	// A call cxbridge's own rate limit held back never reached the dependency: neutral.
+	outage := err != nil && connectors.IsOutage(err) && !connectors.HeldBack(err)
 	switch {
 	case t.probe:
 		b.probeDone(ctx, t, now, err, outage)

@@ -50,6 +50,10 @@ type Error struct {
 	Code    string // the system's own error code, when it sends one
 	Message string // the system's own error message, when it sends one
 	Err     error  // the transport or decoding error, if any
+	// HeldBack: cxbridge itself held the request back (its shared rate limit, pkg/ratelimit).
+	// It never left (WriteOutcome: NotSent), so it is safe to retry blind; unlike a 429 it says
+	// nothing about the system's health, so circuit breakers ignore it.
+	HeldBack bool
 
 	retryAfter    time.Duration
 	hasRetryAfter bool
@@ -97,6 +101,12 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return ""
+}
+
+// HeldBack reports whether err is a request cxbridge held back itself (see Error.HeldBack).
+func HeldBack(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.HeldBack
 }
 
 // IsOutage reports whether err says the dependency itself is failing (timeouts, transport
@@ -282,6 +292,15 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 	}))
 	start := time.Now()
 	resp, err := hc.Do(req)
+	var held *Error
+	if errors.As(err, &held) && held.HeldBack {
+		// The transport refused to send it (pkg/ratelimit): not a transport failure.
+		e := *held
+		if e.Op == "" {
+			e.Op = r.Op
+		}
+		return nil, nil, &e
+	}
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {

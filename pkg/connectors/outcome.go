@@ -48,7 +48,7 @@ func WriteOutcome(err error) Outcome {
 		return Unknown
 	}
 	switch {
-	case e.unsent:
+	case e.unsent, e.HeldBack:
 		return NotSent // whatever the status says, it is another call's (a token endpoint's)
 	case e.Status >= 400 && e.Status <= 499, e.Kind == KindRejected:
 		// A 4xx, or an answer that says the write was refused (a message accepted by the

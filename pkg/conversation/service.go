@@ -251,6 +251,8 @@ func classify(err error) (int, string) {
 		switch {
 		case ce.Kind == connectors.KindConfig:
 			return http.StatusInternalServerError, ce.System + "_configuration"
+		case ce.Kind == connectors.KindRateLimited:
+			return http.StatusServiceUnavailable, ce.System + "_rate_limited"
 		case ce.Retryable():
 			return http.StatusServiceUnavailable, ce.System + "_unavailable"
 		default:

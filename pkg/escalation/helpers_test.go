@@ -26,6 +26,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/escalation"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/ratelimit"
 	"github.com/cxbridge/cxbridge/pkg/secrets"
 	"github.com/cxbridge/cxbridge/pkg/secrets/secretstest"
 )
@@ -80,11 +81,17 @@ func (e *env) build() {
 	e.t.Helper()
 	r := config.FromMap(e.vars)
 	cfg := escalation.LoadConfig(r)
+	limitCfg := ratelimit.LoadConfig(r)
 	if err := r.Err(); err != nil {
 		e.t.Fatalf("configuration: %v", err)
 	}
 	sec := secrets.New(e.secrets.Client())
-	svc, err := escalation.New(cfg, escalation.Deps{DB: e.db, Secrets: sec, Breaker: e.bs, Now: e.clock.Now})
+	// The shared rate limits are wired as boot wires them (they keep real time), with a store
+	// timeout for DynamoDB Local on a loaded machine rather than DynamoDB: a limiter failing
+	// open would hide what the tests check (its fail-open is tested in pkg/ratelimit).
+	limitCfg.StoreTimeout = 30 * time.Second
+	limits := limitCfg.Limits(e.db, cfg.StateTable)
+	svc, err := escalation.New(cfg, escalation.Deps{DB: e.db, Secrets: sec, Limits: limits, Breaker: e.bs, Now: e.clock.Now})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -322,6 +322,19 @@ func (d *drain) attempt(ctx context.Context, it Item) verdict {
 		d.fail(ctx, it, err.Error())
 		return answered
 	}
+	if connectors.HeldBack(err) {
+		// cxbridge's shared rate limit for the target is used up: nothing was sent, so no
+		// attempt is spent and no backoff step taken; the item waits for the slot it was told
+		// of, and the target's other items for the next run (failing holds them).
+		it.Attempts--
+		it.Reason = ReasonRateLimited
+		it.Due, it.NotBefore = now.Add(time.Minute), time.Time{}
+		if ra, ok := retryAfter(err); ok {
+			it.Due = now.Add(ra)
+		}
+		d.reschedule(ctx, it, err, true)
+		return failing
+	}
 	it.Due, it.NotBefore = now.Add(Backoff(it.Attempts)), time.Time{}
 	if ra, ok := retryAfter(err); ok {
 		it.NotBefore = now.Add(ra)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow"
+	"github.com/cxbridge/cxbridge/pkg/ratelimit"
 )
 
 // ServiceNowAPI is the part of the ServiceNow client the target uses.
@@ -63,6 +64,9 @@ func CorrelationID(e *Escalation) servicenow.Token {
 // conversation's incidents first; since (an earlier attempt may have written) makes the work
 // note path read the journal too.
 func (t *ServiceNowTarget) Deliver(ctx context.Context, e *Escalation, since time.Time) (Ticket, error) {
+	// A read and a write: under ServiceNow's shared rate limit both calls are taken at once or
+	// neither, so a flood does not spend the limit on reads whose create is then refused.
+	ctx = ratelimit.Reserve(ctx, 2)
 	corr := CorrelationID(e)
 	q := servicenow.NewQuery().
 		Where(servicenow.StartsWith(servicenow.FieldCorrelationID, conversationPrefix(e.ConversationID))).

@@ -10,7 +10,8 @@ import (
 // ServiceNow users the servicenow-lookup and priority-sync events use. Their sys_ids are fixed
 // so that events can name them.
 const (
-	// Abel Tuter calls from (415) 555-0100 and has four open incidents and a closed one.
+	// Abel Tuter calls from (415) 555-0100 and has four open incidents and a closed one; he is a
+	// VIP, the CFO of ACME Corporation.
 	CallerAbel = "06f194fb9c61d421e121cdce95a71ae4"
 	// Beth Anglin shares +1 212 555 0142 with her old, inactive account.
 	CallerBeth    = "a76577e27a4a6234a237823d0e3ac5e2"
@@ -32,11 +33,22 @@ func init() {
 }
 
 func seedLookup(sn *servicenowtest.Server) {
+	// Abel is a VIP of ACME in the directory: the screen pop carries the flag and his company,
+	// title, location and department (LookupUserFields' default).
+	acme := sn.AddNamed("core_company", "ACME Corporation")
+	dublin := sn.AddNamed("cmn_location", "Dublin HQ")
+	finance := sn.AddNamed("cmn_department", "Finance")
+	directory := map[string]map[string]string{
+		CallerAbel: {"vip": "true", "title": "Chief Financial Officer", "company": acme, "location": dublin, "department": finance},
+	}
 	user := func(id, userName, first, last, phone, mobile, employee string, active bool) {
 		fields := map[string]string{"sys_id": id, "user_name": userName, "first_name": first, "last_name": last,
 			"phone": phone, "mobile_phone": mobile, "employee_number": employee, "email": userName + "@example.com"}
 		if !active {
 			fields["active"] = "false"
+		}
+		for k, v := range directory[id] {
+			fields[k] = v
 		}
 		if _, err := sn.Insert("sys_user", fields); err != nil {
 			panic(err)

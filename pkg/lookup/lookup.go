@@ -102,7 +102,7 @@ const (
 var (
 	userFields = []servicenow.Field{servicenow.FieldSysID, servicenow.FieldUserName, servicenow.FieldName,
 		servicenow.FieldPhone, servicenow.FieldMobilePhone, servicenow.FieldEmployeeNumber, servicenow.FieldActive,
-		servicenow.FieldUpdatedOn}
+		servicenow.FieldUpdatedOn, servicenow.FieldVIP}
 	incidentFields = []servicenow.Field{servicenow.FieldSysID, servicenow.FieldNumber, servicenow.FieldShortDescription,
 		servicenow.FieldState, servicenow.FieldPriority, servicenow.FieldCallerID, servicenow.FieldCreatedOn,
 		servicenow.FieldUpdatedOn}
@@ -190,6 +190,7 @@ func (s *Service) Lookup(ctx context.Context, in Input) Result {
 	if r.Incidents == nil {
 		r.Incidents = []IncidentSummary{}
 	}
+	r.completeUserFields(s.Config.UserFields)
 	r.LatencyMs = time.Since(start).Milliseconds()
 	r.Warnings = in.warnings.Strings()
 	in.warnings.Report(ctx)
@@ -310,7 +311,13 @@ func (s *Service) answer(ctx context.Context, side *sideWork, r Result, f found,
 	}
 	r.Found, r.Reason, r.MatchedBy, r.MatchCount = true, "", by, f.count
 	r.UserSysID, r.UserName, r.UserDisplayName, r.UserActive = f.user.SysID, f.user.UserName, f.user.Name, f.user.Active
+	r.UserVIP = f.user.VIP
 	r.UserURL = s.ServiceNow.UserURL(id)
+	for _, uf := range s.Config.UserFields {
+		// The display value: a company's or location's name rather than its sys_id, a
+		// choice's label; what a flow plays or a script shows.
+		r.UserFields = append(r.UserFields, UserField{Output: OutputName(uf), Value: f.record[string(uf)].Label()})
+	}
 	r.setIncidents(list)
 	if f.count > 1 {
 		observe.MetricsFrom(ctx).Count("LookupSeveralUsers", 1, observe.D("MatchedBy", by))
@@ -322,7 +329,8 @@ func (s *Service) answer(ctx context.Context, side *sideWork, r Result, f found,
 type found struct {
 	found              bool
 	user               servicenow.User
-	count              int // verified matching users
+	record             servicenow.Record // the chosen user's row, for the extra fields
+	count              int               // verified matching users
 	incidents          []servicenow.Incident
 	incidentsTruncated bool
 }
@@ -331,17 +339,27 @@ type found struct {
 type candidate struct {
 	servicenow.User
 	UpdatedAt time.Time
+	record    servicenow.Record
 }
 
 func (c *candidate) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &c.User); err != nil {
 		return err
 	}
-	var r servicenow.Record
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := json.Unmarshal(b, &c.record); err != nil {
 		return err
 	}
-	c.UpdatedAt, _ = servicenow.ParseTime(r[string(servicenow.FieldUpdatedOn)].Value)
+	c.UpdatedAt, _ = servicenow.ParseTime(c.record[string(servicenow.FieldUpdatedOn)].Value)
+	return nil
+}
+
+// recordOf returns the row of the user with sysID.
+func recordOf(rows []candidate, sysID string) servicenow.Record {
+	for _, c := range rows {
+		if c.SysID == sysID {
+			return c.record
+		}
+	}
 	return nil
 }
 
@@ -360,7 +378,10 @@ func (s *Service) identify(ctx context.Context, users, incidents *servicenow.Enc
 		go func() {
 			defer wg.Done()
 			var rows []candidate
-			if userErr = s.query(ctx, servicenow.TableUser, users, servicenow.QueryOptions{Fields: userFields, Limit: userScan}, &rows); userErr != nil {
+			// Display values as well as values: the extra fields are shown as the instance
+			// shows them (a company's name, not its sys_id); matching reads the values.
+			opt := servicenow.QueryOptions{Fields: append(userFields[:len(userFields):len(userFields)], s.Config.UserFields...), Limit: userScan, Display: servicenow.DisplayAll}
+			if userErr = s.query(ctx, servicenow.TableUser, users, opt, &rows); userErr != nil {
 				cancel()
 				return
 			}
@@ -369,6 +390,7 @@ func (s *Service) identify(ctx context.Context, users, incidents *servicenow.Enc
 			}
 			f.user, f.count = choose(rows, keep)
 			f.found = f.count > 0
+			f.record = recordOf(rows, f.user.SysID)
 			if f.found && onUser != nil {
 				onUser(f.user)
 			}

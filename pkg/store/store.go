@@ -17,6 +17,7 @@
 //	REPLAY#<scheme>#<id>           REPLAY             webhook and signature replay guards
 //	HEALTH                         RUN                integration-health's last run and its lease
 //	HEALTH                         CHECK#<s>#<c>#<t>  the last result of one health check
+//	RATELIMIT#<system>             SEQ#... / SLOT#... shared rate limit per system (pkg/ratelimit)
 //
 // The idempotency table follows Powertools for AWS Lambda: id, expiration, status,
 // in_progress_expiration, data, validation.

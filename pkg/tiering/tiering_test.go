@@ -83,7 +83,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 		Telemetry: telemetry.New(cfg.TelemetryURL, sec, cfg.TelemetrySecretID, connectors.DefaultHTTPClient),
 		Guard:     breaker.New(local.Client(), cfg.StateTable, bs),
 	}
-	if cfg.Cascade {
+	if cfg.ObservesQueues() {
 		svc.Observer = genesys.New(cfg.GenesysAPIBaseURL, cfg.GenesysLoginBaseURL, sec, cfg.GenesysSecretID, connectors.DefaultHTTPClient)
 	}
 	return &env{svc: svc, telemetry: tel, genesys: gc, secrets: sm}

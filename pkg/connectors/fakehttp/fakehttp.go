@@ -160,11 +160,12 @@ func (q *Failures[F]) TakeFor(path string, match func(*F) bool) (F, bool) {
 // Window is a fixed-window rate limit: Limit requests per Every, then refusals until the window
 // ends. A zero Limit allows everything.
 type Window struct {
-	mu    sync.Mutex
-	limit int
-	every time.Duration
-	start time.Time
-	count int
+	mu      sync.Mutex
+	limit   int
+	every   time.Duration
+	start   time.Time
+	count   int
+	refused int
 }
 
 // Set changes the limit and starts a new window at now.
@@ -186,7 +187,17 @@ func (w *Window) Hit(now time.Time) (allowed bool, count, limit int, reset time.
 		w.start, w.count = now, 0
 	}
 	w.count++
+	if w.count > w.limit {
+		w.refused++
+	}
 	return w.count <= w.limit, w.count, w.limit, w.start.Add(w.every)
+}
+
+// Refused counts the requests the limit refused since it was first set.
+func (w *Window) Refused() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refused
 }
 
 // Tokens are the bearer tokens a fake's token endpoint issued.

@@ -138,7 +138,7 @@ func TestBasicAuthQueryUsersByPhone(t *testing.T) {
 	r := got[1]
 	want := url.Values{
 		"sysparm_query":                      {"phoneLIKE0100^ORmobile_phoneLIKE0100^active=true"},
-		"sysparm_fields":                     {"sys_id,user_name,name,first_name,last_name,email,phone,mobile_phone,employee_number,active"},
+		"sysparm_fields":                     {"sys_id,user_name,name,first_name,last_name,email,phone,mobile_phone,employee_number,active,vip"},
 		"sysparm_limit":                      {"2"},
 		"sysparm_display_value":              {"false"},
 		"sysparm_exclude_reference_link":     {"true"},

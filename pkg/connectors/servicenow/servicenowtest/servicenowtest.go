@@ -166,6 +166,9 @@ func New(cfg Config) *Server {
 	s.DefineTable("sys_user", UserSchema())
 	s.DefineTable("incident", IncidentSchema())
 	s.DefineTable(JournalTable, JournalSchema())
+	s.DefineTable("core_company", NamedSchema())
+	s.DefineTable("cmn_location", NamedSchema("city", "country"))
+	s.DefineTable("cmn_department", NamedSchema())
 	s.srv = fakehttp.Start("servicenowtest", http.HandlerFunc(s.serve))
 	return s
 }
@@ -196,6 +199,9 @@ func (s *Server) SetStrictQueries(on bool) {
 // RateLimit allows n API requests per window; later ones get 429 until the window ends.
 // n = 0 removes the limit.
 func (s *Server) RateLimit(n int, window time.Duration) { s.limit.Set(n, window, s.cfg.Now()) }
+
+// RateLimited counts the requests RateLimit refused with 429.
+func (s *Server) RateLimited() int { return s.limit.Refused() }
 
 // Fail injects failures for request paths starting with prefix (queued in order; the token
 // endpoint is /oauth_token.do).

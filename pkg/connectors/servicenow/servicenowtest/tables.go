@@ -77,8 +77,12 @@ func UserSchema() Schema {
 		Fields: map[string]FieldDef{
 			"user_name": {}, "first_name": {}, "last_name": {}, "name": {ReadOnly: true}, "email": {},
 			"phone": {}, "mobile_phone": {}, "employee_number": {}, "title": {},
-			"active":  {Type: Boolean, Default: "true"},
-			"manager": {Type: Reference, Ref: "sys_user"},
+			"active":     {Type: Boolean, Default: "true"},
+			"vip":        {Type: Boolean, Default: "false"},
+			"manager":    {Type: Reference, Ref: "sys_user"},
+			"company":    {Type: Reference, Ref: "core_company"},
+			"location":   {Type: Reference, Ref: "cmn_location"},
+			"department": {Type: Reference, Ref: "cmn_department"},
 		},
 		Compute: func(row map[string]string) {
 			// name is calculated from first and last name.
@@ -87,6 +91,16 @@ func UserSchema() Schema {
 			}
 		},
 	}
+}
+
+// NamedSchema is a table whose records are shown by their name: core_company, cmn_location,
+// cmn_department (what sys_user's company, location and department reference).
+func NamedSchema(fields ...string) Schema {
+	s := Schema{DisplayField: "name", Fields: map[string]FieldDef{"name": {}}}
+	for _, f := range fields {
+		s.Fields[f] = FieldDef{}
+	}
+	return s
 }
 
 // IncidentSchema is incident.
@@ -282,11 +296,14 @@ func copyRow(r map[string]string) map[string]string {
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
 
-// User is a sys_user seed.
+// User is a sys_user seed. Company, Location and Department are sys_ids (AddNamed).
 type User struct {
 	UserName, FirstName, LastName, Email string
 	Phone, MobilePhone, EmployeeNumber   string
 	Inactive                             bool
+	VIP                                  bool
+	Title                                string
+	Company, Location, Department        string
 }
 
 // AddUser seeds a user and returns its sys_id.
@@ -294,8 +311,19 @@ func (s *Server) AddUser(u User) string {
 	id, err := s.Insert("sys_user", map[string]string{
 		"user_name": u.UserName, "first_name": u.FirstName, "last_name": u.LastName, "email": u.Email,
 		"phone": u.Phone, "mobile_phone": u.MobilePhone, "employee_number": u.EmployeeNumber,
-		"active": strconv.FormatBool(!u.Inactive),
+		"active": strconv.FormatBool(!u.Inactive), "vip": strconv.FormatBool(u.VIP), "title": u.Title,
+		"company": u.Company, "location": u.Location, "department": u.Department,
 	})
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// AddNamed seeds a record of core_company, cmn_location or cmn_department and returns its
+// sys_id.
+func (s *Server) AddNamed(table, name string) string {
+	id, err := s.Insert(table, map[string]string{"name": name})
 	if err != nil {
 		panic(err)
 	}
