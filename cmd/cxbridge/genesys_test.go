@@ -147,7 +147,7 @@ func TestGenesysExportFollowsTheStacksUserFields(t *testing.T) {
 		t.Fatal(errs)
 	}
 	answer := func(fields ...string) any {
-		r := lookup.Result{Status: "ok", Incidents: []lookup.IncidentSummary{}}
+		r := lookup.Result{Status: "ok", Incidents: []lookup.IncidentSummary{}, Warnings: []string{}}
 		for _, f := range fields {
 			r.UserFields = append(r.UserFields, lookup.UserField{Output: f, Value: "x"})
 		}
