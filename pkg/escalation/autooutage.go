@@ -362,7 +362,54 @@ func (o *Outage) EndIdle(ctx context.Context, target string) (f Flag, ended bool
 	}
 	o.forget(target)
 	o.endRecord(ctx, f, "cxbridge (quiet period)")
+	o.restartCount(ctx, f)
 	return f, true, nil
+}
+
+// restartCount forgets what a rate outage counted: once it has ended, the calls that declared it
+// do not declare the next one.
+func (o *Outage) restartCount(ctx context.Context, f Flag) {
+	if f.Cause != CauseRate || f.Topic.IsZero() {
+		return
+	}
+	pk := countPKPrefix + f.Target + "#" + f.Topic.Key()
+	in := &dynamodb.QueryInput{
+		TableName: aws.String(o.Table), KeyConditionExpression: aws.String("pk = :pk"), ProjectionExpression: aws.String("sk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(pk)},
+	}
+	var sks []string
+	for {
+		out, err := o.DB.Query(ctx, in)
+		if err != nil {
+			slog.WarnContext(ctx, "the ended outage's counts were not cleared; its topic may be declared again sooner", "error", err)
+			return
+		}
+		for _, it := range out.Items {
+			sks = append(sks, store.String(it, store.SK))
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	if err := o.removeKeys(ctx, pk, sks); err != nil {
+		slog.WarnContext(ctx, "the ended outage's counts were not cleared; its topic may be declared again sooner", "error", err)
+	}
+}
+
+// endedSK is the item recording when the on-call last ended a target's outage (under the
+// flag's partition).
+const endedSK = "ENDED"
+
+// lastEnded is when the on-call last ended an outage of the target (zero: never).
+func (o *Outage) lastEnded(ctx context.Context, target string) (time.Time, error) {
+	out, err := o.DB.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(o.Table), Key: key(flagPKPrefix+target, endedSK), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read when the last outage ended: %w", err)
+	}
+	return store.Time(out.Item, "ended_at"), nil
 }
 
 // ErrNoOutage: the target has no outage in force (or no automatic one, for Confirm).
@@ -459,7 +506,18 @@ func (o *Outage) End(ctx context.Context, target, by string) (Flag, bool, error)
 	if f.Auto {
 		o.endRecord(ctx, f, orUnknown(by))
 	}
-	return f, f.Set(o.now()), nil
+	// The on-call decided: the counts that declared it do not declare the next one, and a
+	// breaker already open does not either (only one that opens after now).
+	o.restartCount(ctx, f)
+	now := o.now()
+	_, err = o.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: map[string]types.AttributeValue{
+		store.PK: store.S(flagPKPrefix + target), store.SK: store.S(endedSK), "ended_at": store.N(now.UnixMilli()),
+		"ended_by": store.S(orUnknown(by)), store.ExpiresAt: store.N(now.Add(30 * 24 * time.Hour).Unix()),
+	}})
+	if err != nil {
+		slog.WarnContext(ctx, "when the outage ended was not recorded; an open breaker may declare it again", "error", err)
+	}
+	return f, f.Set(now), nil
 }
 
 // updateInForce updates the target's flag if an outage is in force (automatic, when auto) and
@@ -569,6 +627,11 @@ func (s *Service) detectDown(ctx context.Context, target string, open *breaker.O
 	a, ok := s.Config.AutoOutage[target]
 	now := s.now()
 	if !ok || a.BreakerFor <= 0 || open.Forced || open.Since.IsZero() || now.Sub(open.Since) < a.BreakerFor {
+		return Flag{}, false
+	}
+	// The on-call ended an outage during this same down time: not again until the target has
+	// answered (its breaker closed) and failed anew.
+	if ended, err := s.Outage.lastEnded(ctx, target); err != nil || !ended.Before(open.Since) {
 		return Flag{}, false
 	}
 	f, won, err := s.Outage.Declare(ctx, Declaration{

@@ -515,3 +515,43 @@ func TestReplacingAPendingMasterNotesEverythingOnTheNewOne(t *testing.T) {
 		t.Fatalf("listed %v; want the two linked calls and the queued one converted", keys)
 	}
 }
+
+// The on-call ends an automatic outage: the calls that declared it do not declare it again at
+// once (the count restarts), and a breaker still open from the same down time does not either.
+func TestTheOnCallsEndIsNotUndoneAtOnce(t *testing.T) {
+	e := newEnv(t, with("JIRA_OUTAGE_THRESHOLD", "2"), with("JIRA_OUTAGE_TOPIC", "product"),
+		with("SERVICENOW_OUTAGE_BREAKER_SECONDS", "60"))
+	e.startOfMinute()
+	e.post(payments(0, "Payments"))
+	if c := e.post(payments(1, "Payments")); c.res.Status != escalation.StatusLinked {
+		t.Fatalf("%s", c.raw)
+	}
+	if _, was, err := e.svc.Outage.End(t.Context(), escalation.Jira, "oncall"); err != nil || !was {
+		t.Fatalf("end: %v %v", was, err)
+	}
+	if c := e.post(payments(2, "Payments")); c.res.Status != escalation.StatusCreated {
+		t.Fatalf("the first call after the end: %s", c.raw)
+	}
+	if c := e.post(payments(3, "Payments")); c.res.Status != escalation.StatusLinked {
+		t.Fatalf("a new threshold crossed after the end: %s", c.raw)
+	}
+
+	e.sn.Fail("/api/now/v2/table/incident", servicenowtest.Failure{Status: 503, Method: http.MethodGet})
+	wrapUp := func(i int) string {
+		return body("conversationId", fmt.Sprintf("7f100000-0000-4000-8000-%012d", i), "trigger", "wrap_up", "wrapUpCode", fmt.Sprint(i))
+	}
+	for i := range 3 {
+		e.post(wrapUp(i))
+	}
+	e.clock.Jump(61 * time.Second) // the probe fails, the breaker re-opens: down for over 60 s
+	e.post(wrapUp(3))
+	if c := e.post(wrapUp(4)); c.res.Status != escalation.StatusLinked {
+		t.Fatalf("down for a minute: %s", c.raw)
+	}
+	if _, _, err := e.svc.Outage.End(t.Context(), escalation.ServiceNow, "oncall"); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.post(wrapUp(5)); c.res.Status != escalation.StatusQueued || c.res.Reason != escalation.ReasonBreakerOpen {
+		t.Fatalf("the same down time after the on-call ended it: %s", c.raw)
+	}
+}
