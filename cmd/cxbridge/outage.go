@@ -326,7 +326,7 @@ func printOutageDetails(out io.Writer, o health.Outage, now time.Time, indent st
 		if o.Confirmed {
 			fmt.Fprintf(out, "%sconfirmed by %s: it stays until cxbridge outage end --target %s\n", indent, orDash(o.ConfirmedBy), o.Target)
 		} else {
-			fmt.Fprintf(out, "%sNOT CONFIRMED: ends by itself at %s (%s) unless another call is linked; last linked %s\n", indent,
+			fmt.Fprintf(out, "%sNOT CONFIRMED: ends by itself at %s (%s; each call linked moves it on), last linked %s\n", indent,
 				o.EndsAt.UTC().Format(time.RFC3339), until(now, o.EndsAt), o.LastLinked.UTC().Format(time.RFC3339))
 			fmt.Fprintf(out, "%s  cxbridge outage confirm|replace --master <key>|end --target %s\n", indent, o.Target)
 		}
