@@ -213,9 +213,12 @@ func (o *Outage) EnsureMaster(ctx context.Context, t Target, g Guard, target, id
 			notBefore = o.now().Add(ra)
 		}
 	}
-	if errors.Is(err, breaker.ErrOpen) {
+	switch {
+	case errors.Is(err, breaker.ErrOpen):
 		slog.InfoContext(ctx, "automatic outage's master waits for its target: the breaker is open", "outage_id", id, "target", target)
-	} else {
+	case deferred != nil && deferred.Err == nil:
+		slog.InfoContext(ctx, "automatic outage's master in doubt: looked for again once search can show it", "outage_id", id, "not_before", notBefore)
+	default:
 		observe.MetricsFrom(ctx).Count("OutageMasterFailed", 1, observe.D("Target", target))
 		slog.WarnContext(ctx, "automatic outage's master not created yet; the next attempt follows", "outage_id", id, "target", target,
 			"in_doubt_since", since, "not_before", notBefore, "error", err)
