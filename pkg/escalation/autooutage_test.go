@@ -555,3 +555,34 @@ func TestTheOnCallsEndIsNotUndoneAtOnce(t *testing.T) {
 		t.Fatalf("the same down time after the on-call ended it: %s", c.raw)
 	}
 }
+
+// What detection costs an ordinary escalation: one escalation to Jira, with the target not
+// opted in and opted in (counted, below the threshold), side by side against the same
+// DynamoDB Local (each deployment with its own tables and fakes), both warmed up first.
+//
+//	go test -run '^$' -bench DetectionCost -benchtime 300x ./pkg/escalation/
+func BenchmarkDetectionCost(b *testing.B) {
+	off := newEnv(b)
+	on := newEnv(b, with("JIRA_OUTAGE_THRESHOLD", "100000"), with("JIRA_OUTAGE_TOPIC", "product"))
+	n := 0
+	post := func(e *env) {
+		n++
+		if r := e.post(payments(100000+n, fmt.Sprintf("product %d", n%7))); r.res.Status != escalation.StatusCreated {
+			b.Fatalf("%s", r.raw)
+		}
+	}
+	for range 30 {
+		post(off)
+		post(on)
+	}
+	for _, c := range []struct {
+		name string
+		env  *env
+	}{{"off", off}, {"on", on}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				post(c.env)
+			}
+		})
+	}
+}
