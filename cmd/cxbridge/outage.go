@@ -303,10 +303,17 @@ func outageStatus(ctx context.Context, args []string, out io.Writer, getenv func
 		}
 		fmt.Fprintf(out, "            %s\n", line)
 	}
+	printMasters(out, masters)
+	return nil
+}
+
+func printMasters(out io.Writer, masters []MasterStatus) {
 	for _, m := range masters {
 		fmt.Fprintf(out, "master %s %s: %d call(s) waiting for the next note\n", m.Target, m.Master, m.Pending)
+		if m.LastError != "" {
+			fmt.Fprintf(out, "  last attempt to create it: %s\n", m.LastError)
+		}
 	}
-	return nil
 }
 
 // printOutageDetails prints what the on-call needs to know of a flag: why it is on, what it
@@ -384,7 +391,7 @@ func readMasters(ctx context.Context, st *state) ([]MasterStatus, error) {
 			ms.Master = rec.Master.Key
 			if ms.Master == "" {
 				ms.Master = "(pending, outage " + ref.OutageID + ")"
-				ms.MasterPending = true
+				ms.MasterPending, ms.LastError = true, rec.LastError
 			}
 		}
 		out = append(out, ms)

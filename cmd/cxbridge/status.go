@@ -31,6 +31,8 @@ type MasterStatus struct {
 	// An automatic outage's master: its outage, and whether the ticket is still to be created.
 	OutageID      string `json:"outageId,omitempty"`
 	MasterPending bool   `json:"masterPending"`
+	// LastError is why the last attempt to create a pending master failed.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // HealthStatus is integration-health's last run and the last result of every check.
@@ -125,9 +127,7 @@ func printStatus(out io.Writer, s Status) {
 			fmt.Fprintf(out, "            ends at %s\n", o.Until.UTC().Format(time.RFC3339))
 		}
 	}
-	for _, m := range s.Masters {
-		fmt.Fprintf(out, "master %s %s: %d call(s) waiting for the next note\n", m.Target, m.Master, m.Pending)
-	}
+	printMasters(out, s.Masters)
 
 	fmt.Fprintln(out, "\nESCALATION OUTBOX")
 	q := fmt.Sprint(s.Outbox.Queued)

@@ -11,9 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow/servicenowtest"
 	"github.com/cxbridge/cxbridge/pkg/escalation"
+	"github.com/cxbridge/cxbridge/pkg/secrets"
 )
 
 // startOfMinute moves the service's clock to just after the next minute begins, so a test's
@@ -584,5 +590,38 @@ func BenchmarkDetectionCost(b *testing.B) {
 				post(c.env)
 			}
 		})
+	}
+}
+
+// An attempt to create the master that died after Jira made it (its lease ran out, nothing
+// recorded) is taken for one that may have created it: the next attempt finds the request by
+// its marker and does not create another.
+func TestDeadMasterAttemptIsFoundNotRepeated(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	f, won, err := e.svc.Outage.Declare(ctx, escalation.Declaration{Target: escalation.Jira, Cause: escalation.CauseRate, Active: true,
+		Topic: escalation.Topic{Fields: []string{"product"}, Values: []string{"Payments"}}, Why: "test", Quiet: time.Hour, By: "test"})
+	if err != nil || !won {
+		t.Fatalf("declare: %v %v", won, err)
+	}
+	// The dead attempt: its lease, expired, still on the record, and the request it made.
+	key := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "OUTAGE#jira#" + f.OutageID}, "sk": &types.AttributeValueMemberS{Value: "MASTER"}}
+	if _, err := e.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(e.tables.State), Key: key,
+		UpdateExpression:          aws.String("SET attempt_until = :u, attempt_owner = :o"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":u": &types.AttributeValueMemberN{Value: fmt.Sprint(e.clock.Now().Add(-time.Second).UnixMilli())}, ":o": &types.AttributeValueMemberS{Value: "dead"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	api := jira.New(e.jira.URL(), secrets.New(e.secrets.Client()), "cxbridge/jira", nil)
+	made, err := api.CreateRequest(ctx, jira.NewRequest{ServiceDeskID: "1", RequestTypeID: "10", Fields: map[string]any{"summary": "the dead attempt's master", "labels": []any{escalation.Marker(f.OutageID)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.svc.Outage.EnsureMaster(ctx, e.svc.Targets[escalation.Jira], e.svc.Guards[escalation.Jira], escalation.Jira, f.OutageID)
+	if err != nil || rec.Master.Key != made.IssueKey {
+		t.Fatalf("ensure: %+v %v; want %s found", rec, err, made.IssueKey)
+	}
+	if n := len(masterRequests(e, f.OutageID)); n != 1 {
+		t.Fatalf("%d master requests; want the dead attempt's only", n)
 	}
 }
