@@ -3,6 +3,7 @@ package escalation_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -327,8 +328,17 @@ func TestRepeatCallerJoinsTheirOpenJiraRequest(t *testing.T) {
 		t.Fatalf("%s", first.raw)
 	}
 	e.genesys.AddWaitingConversation(conv2, "cust-2", "q-1", 0)
+	e.jira.ResetReceived()
 	second := e.post(body("conversationId", conv2, "participantId", "cust-2", "trigger", "wrap_up", "target", "jira",
 		"customerEmail", "jane@example.com", "agentName", "Alex Agent", "transcriptSummary", "Asked for a refund."))
+	// The customer found by e-mail, the search for their open requests, the comment.
+	var calls []string
+	for _, r := range e.jira.Received("/") {
+		calls = append(calls, r.Method+" "+r.Path)
+	}
+	if want := "GET /rest/servicedeskapi/servicedesk/1/customer,POST /rest/api/3/search/jql,POST /rest/servicedeskapi/request/SUPP-1/comment"; strings.Join(calls, ",") != want {
+		t.Errorf("Jira calls %v; want %s", calls, want)
+	}
 	if second.res.Status != escalation.StatusUpdated || second.res.TicketKey != first.res.TicketKey || second.res.TicketURL != first.res.TicketURL {
 		t.Fatalf("a repeat caller joins their open request: %s", second.raw)
 	}
@@ -530,6 +540,60 @@ func TestHungStoreRepeatCallerIsNotedOnce(t *testing.T) {
 		}
 		if i == 1 && (e.snNotesOf(e.sn.Records("incident")[0]["sys_id"], a.res.EscalationID) != 1 || len(e.jiraCommentsOf(jr.res.TicketKey, b.res.EscalationID)) != 1) {
 			t.Fatalf("notes %d, comments %d; want 1 each", e.snNotesOf(e.sn.Records("incident")[0]["sys_id"], a.res.EscalationID), len(e.jiraCommentsOf(jr.res.TicketKey, b.res.EscalationID)))
+		}
+	}
+}
+
+// BenchmarkRepeatCaller measures one escalation through the service (idempotency in DynamoDB
+// Local, the fakes answering after rtt, as a SaaS round trip would): with repeat callers off,
+// on for a first call (nothing to join), and on for a call that joins the caller's open
+// ticket. ServiceNow keeps one read and one write either way; Jira adds one search.
+func BenchmarkRepeatCaller(b *testing.B) {
+	const rtt = 20 * time.Millisecond
+	for _, target := range []string{escalation.ServiceNow, escalation.Jira} {
+		for _, mode := range []string{"off", "first call", "joins"} {
+			b.Run(target+"/"+mode, func(b *testing.B) {
+				var settings []setting
+				if mode != "off" {
+					settings = append(settings, with("REPEAT_CALLER_TRIGGERS", "wrap_up"))
+				}
+				e := newEnv(b, settings...)
+				e.sn.SetLatency(rtt)
+				e.jira.Fail("/rest", jiratest.Failure{AfterEffect: true, Delay: rtt})
+				newCaller := func() string {
+					if target == escalation.Jira {
+						return e.jira.AddCustomer(fmt.Sprintf("c%d@example.com", time.Now().UnixNano()), "Caller", "1")
+					}
+					return e.sn.AddUser(servicenowtest.User{FirstName: "Caller"})
+				}
+				req := func(i int, caller string) string {
+					id := "callerSysId"
+					if target == escalation.Jira {
+						id = "customerAccountId"
+					}
+					return body("conversationId", fmt.Sprintf("00000000-0000-4000-8000-%012d", i), "trigger", "wrap_up", "target", target, id, caller)
+				}
+				caller := newCaller()
+				want := escalation.StatusCreated
+				if mode == "joins" {
+					want = escalation.StatusUpdated
+					if c := e.post(req(0, caller)); c.res.Status != escalation.StatusCreated {
+						b.Fatalf("%s", c.raw)
+					}
+				}
+				i := 1
+				for b.Loop() {
+					if mode != "joins" {
+						b.StopTimer()
+						caller = newCaller()
+						b.StartTimer()
+					}
+					if c := e.post(req(i, caller)); c.res.Status != want {
+						b.Fatalf("%s", c.raw)
+					}
+					i++
+				}
+			})
 		}
 	}
 }
