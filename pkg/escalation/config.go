@@ -46,6 +46,9 @@ type Config struct {
 	LinkBackTimeout time.Duration
 	// MaskExtra are extra named patterns masked before egress (MASK_EXTRA_PATTERNS).
 	MaskExtra map[string]string
+	// Repeat: which escalations join their caller's open ticket instead of raising another
+	// (REPEAT_CALLER_TRIGGERS, REPEAT_CALLER_HOURS; repeat.go).
+	Repeat RepeatCallers
 
 	Jira       JiraConfig
 	ServiceNow ServiceNowConfig
@@ -140,6 +143,7 @@ func LoadConfig(r *config.Reader) Config {
 	}
 	c.Jira = loadJira(r)
 	c.ServiceNow = loadServiceNow(r)
+	c.Repeat = loadRepeatCallers(r)
 	// With neither target configured the functions still start (a deployment may not use
 	// escalations, and escalation-redrive runs every minute regardless); an escalation then
 	// fails with reason "configuration", which alarms.
