@@ -660,34 +660,7 @@ func unreachable(t *testing.T) *dynamodb.Client {
 }
 
 // hung returns a DynamoDB client for an endpoint that accepts connections and never answers.
-func hung(t *testing.T) *dynamodb.Client {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return clientFor("http://" + ln.Addr().String())
-}
+func hung(t *testing.T) *dynamodb.Client { return clientFor(dynamotest.HungEndpoint(t)) }
 
 // clientFor is the client a function gets (pkg/store), with a 100 ms cap per call.
 func clientFor(endpoint string) *dynamodb.Client {

@@ -54,6 +54,9 @@ type Config struct {
 	LinkBackTimeout time.Duration
 	// MaskExtra are extra named patterns masked before egress (MASK_EXTRA_PATTERNS).
 	MaskExtra map[string]string
+	// Repeat: which escalations join their caller's open ticket instead of raising another
+	// (REPEAT_CALLER_TRIGGERS, REPEAT_CALLER_HOURS; repeat.go).
+	Repeat RepeatCallers
 
 	Jira       JiraConfig
 	ServiceNow ServiceNowConfig
@@ -159,6 +162,7 @@ func LoadConfig(r *config.Reader) Config {
 			c.AutoOutage[t.target] = a
 		}
 	}
+	c.Repeat = loadRepeatCallers(r)
 	// With neither target configured the functions still start (a deployment may not use
 	// escalations, and escalation-redrive runs every minute regardless); an escalation then
 	// fails with reason "configuration", which alarms.

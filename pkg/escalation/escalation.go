@@ -22,7 +22,7 @@
 //     target's breaker, honouring Retry-After. The ticket carries the escalation's id (a Jira
 //     label or field, the ServiceNow correlation_id), so a run recovering from a crash looks
 //     for it before creating. ServiceNow updates an incident of the same conversation instead
-//     of creating another.
+//     of creating another, and a repeat caller's call joins their open ticket (repeat.go).
 //  6. Outcome: "created" or "updated" (the ticket is linked back to the Genesys participant
 //     while the result is recorded), "queued" (the outbox holds it for escalation-redrive), or
 //     "failed" when a person must act (permissions, credentials, a rejected payload), with the
@@ -73,7 +73,7 @@ const (
 // Statuses of a Result.
 const (
 	StatusCreated   = "created"   // a new ticket
-	StatusUpdated   = "updated"   // a note on the conversation's existing ticket
+	StatusUpdated   = "updated"   // a note on the conversation's, or the repeat caller's, open ticket
 	StatusLinked    = "linked"    // noted against the master ticket of an outage
 	StatusQueued    = "queued"    // in the outbox; escalation-redrive will deliver it
 	StatusSkipped   = "skipped"   // below the hold-time threshold: nothing to do
@@ -159,6 +159,8 @@ type Ticket struct {
 	Key     string
 	URL     string
 	Updated bool // a note on an existing ticket rather than a new one
+	// Repeat: the note is on the caller's open ticket (a repeat caller), not the call's own.
+	Repeat bool
 	// Recovered: the ticket was created by an earlier attempt that could not record it.
 	Recovered bool
 	// Note says something the caller should know (raised as the service account, ...).

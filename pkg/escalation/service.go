@@ -297,7 +297,8 @@ func (s *Service) deliverBy(ctx context.Context) time.Time {
 }
 
 // finder is a target that can look for an escalation's ticket without creating one (Jira: its
-// marker search). ServiceNow needs none: every delivery reads before it creates.
+// marker search). ServiceNow needs none: every delivery reads before it creates, and given a
+// since it reads the journal before it appends a note.
 type finder interface {
 	Find(ctx context.Context, e *Escalation) (Ticket, bool, error)
 }
@@ -323,6 +324,11 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 		if queued, err := s.Outbox.Queued(ctx, e.ID); err == nil && queued {
 			return s.result(e, StatusQueued, ReasonUnavailable, 0, "The escalation is queued and will be delivered when the target is available.")
 		}
+	}
+	if _, ok := target.(finder); unprotected && !ok {
+		// An earlier delivery may have added the work note: the consistent journal read
+		// before the note is what still tells.
+		since = later(since, s.now())
 	}
 	flag, err := s.Outage.Flag(ctx, e.Target)
 	flagRead := err == nil
@@ -459,6 +465,10 @@ func (s *Service) delivered(ctx context.Context, e *Escalation, tk Ticket, attem
 	}
 	observe.MetricsFrom(ctx).Count("TicketWithoutConversationId", missing, observe.D("Target", e.Target))
 	switch {
+	case tk.Updated && tk.Repeat:
+		res.Status = StatusUpdated
+		res.Message = fmt.Sprintf("Added this call to %s, the caller's open ticket.", tk.Key)
+		observe.MetricsFrom(ctx).Count("RepeatCallerJoined", 1, observe.D("Target", e.Target))
 	case tk.Updated:
 		res.Status = StatusUpdated
 		res.Message = fmt.Sprintf("Added a note to %s, the ticket already open for this call.", tk.Key)

@@ -3,10 +3,8 @@ package escalation_test
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow/servicenowtest"
+	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/escalation"
 	"github.com/cxbridge/cxbridge/pkg/store"
 )
@@ -23,32 +22,7 @@ import (
 // hungStore is the client a function gets (pkg/store, bounded at 300 ms a call) for a state
 // store that accepts connections and never answers: a paused DynamoDB.
 func hungStore(t *testing.T) *dynamodb.Client {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return store.NewDynamoDB(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://" + ln.Addr().String()),
+	return store.NewDynamoDB(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(dynamotest.HungEndpoint(t)),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}, store.Bounds{CallTimeout: 300 * time.Millisecond})
 }
 

@@ -234,32 +234,7 @@ func (c *counting) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput,
 }
 
 func TestFailsOpenWithinItsTimeoutWhenTheStoreHangs(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() { // accepts and never answers
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	db := &counting{DB: dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + ln.Addr().String()),
+	db := &counting{DB: dynamodb.New(dynamodb.Options{Region: "us-east-1", BaseEndpoint: aws.String(dynamotest.HungEndpoint(t)),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")})}
 	c := newClock()
 	l := ratelimit.New(db, "StateTable", ratelimit.Settings{System: "jira", Limit: 5, Now: c.Now, StoreTimeout: 100 * time.Millisecond})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,36 +26,6 @@ func client(endpoint string, b store.Bounds) *dynamodb.Client {
 	}, b)
 }
 
-// hung is an endpoint that accepts connections and never answers: a paused DynamoDB.
-func hung(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return "http://" + ln.Addr().String()
-}
-
 func get(ctx context.Context, db *dynamodb.Client) (time.Duration, error) {
 	began := time.Now()
 	_, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]types.AttributeValue{"pk": store.S("a"), "sk": store.S("b")}})
@@ -65,7 +34,7 @@ func get(ctx context.Context, db *dynamodb.Client) (time.Duration, error) {
 
 func TestAHungStoreCostsOneBoundedCallThenRests(t *testing.T) {
 	const bound, rest = 300 * time.Millisecond, 400 * time.Millisecond
-	db := client(hung(t), store.Bounds{CallTimeout: bound, Rest: rest})
+	db := client(dynamotest.HungEndpoint(t), store.Bounds{CallTimeout: bound, Rest: rest})
 	// The caller has 30 s: without the client's bound the call would take all of it.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -95,7 +64,7 @@ func TestAHungStoreCostsOneBoundedCallThenRests(t *testing.T) {
 }
 
 func TestTheCallersEarlierDeadlineWins(t *testing.T) {
-	db := client(hung(t), store.Bounds{CallTimeout: 2 * time.Second, Rest: time.Minute})
+	db := client(dynamotest.HungEndpoint(t), store.Bounds{CallTimeout: 2 * time.Second, Rest: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	took, err := get(ctx, db)
 	cancel()
