@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -410,7 +411,12 @@ func (t *JiraTarget) CreateMaster(ctx context.Context, r OutageRecord, since tim
 		fields["summary"] = truncate(strings.ReplaceAll(s, "\n", " "), 250)
 	}
 	if t.Config.KeyField == "labels" {
+		// "cxbridge" as on every request cxbridge raises; the reporter, the integration
+		// account, keeps a repeat caller's call from ever joining it.
 		labels, _ := fields["labels"].([]any)
+		if !slices.Contains(labels, any(RequestLabel)) {
+			labels = append(labels, RequestLabel)
+		}
 		fields["labels"] = append(labels, marker)
 	} else {
 		fields[t.Config.KeyField] = marker
