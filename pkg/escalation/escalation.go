@@ -15,7 +15,9 @@
 //     if it does not come in time).
 //  4. Outage mode (outage.go): while the target's catastrophe flag is on, or its breaker is
 //     open and a master ticket is configured, the call is "linked" to the master at once and
-//     the link is batched into one note per master per minute.
+//     the link is batched into one note per master per minute. A target that opts in declares
+//     an outage by itself (autooutage.go): when escalations about one topic cross a threshold,
+//     or its breaker stays open too long; it creates the master ticket (master.go).
 //  5. Delivery (jira.go, servicenow.go): at most three attempts inside the budget, through the
 //     target's breaker, honouring Retry-After. The ticket carries the escalation's id (a Jira
 //     label or field, the ServiceNow correlation_id), so a run recovering from a crash looks
@@ -93,6 +95,7 @@ const (
 	ReasonStateUnavailable  = "state_unavailable"  // the target cannot take it and the state store cannot queue it
 	ReasonMaxAge            = "max_age"            // still undelivered after ESCALATION_MAX_AGE_MINUTES
 	ReasonBelowThreshold    = "below_threshold"
+	ReasonMasterPending     = "master_pending" // linked to an automatic outage whose master ticket is not created yet
 )
 
 // Escalation is one validated escalation. Free-text fields are already masked; the struct is
