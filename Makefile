@@ -9,7 +9,7 @@
 # PARAMS names a JSON file of template parameter overrides ({"TierL1QueueId":"..."}) or of
 # environment variables in the shape of sam local invoke --env-vars.
 #   make lint                                  gofmt, go vet and golangci-lint
-#   make fuzz [FUZZTIME=60s]                   every fuzz target in turn, FUZZTIME each (CI: 10s)
+#   make fuzz [FUZZTIME=60s]                   every fuzz target in turn, FUZZTIME each (CI: 50000x, a count)
 #
 # `sam build` calls the build-<LogicalId> targets below (BuildMethod: makefile) with ARTIFACTS_DIR.
 
