@@ -2,6 +2,7 @@
 //
 //	go run ./cmd/local run [-port 3000]              the whole product on 127.0.0.1
 //	go run ./cmd/local demo                          every seed scenario, with a transcript
+//	go run ./cmd/local chaos [-escalations 1000] ...  the fault-injection proof of the promises
 //	go run ./cmd/local invoke <function> <event.json>
 //	go run ./cmd/local sign <function> <event.json> > signed.json
 //
@@ -12,6 +13,10 @@
 // external system whose *_BASE_URL / TELEMETRY_URL is not set), builds the function's real
 // bootstrap, runs it under the Runtime API emulator exactly as `sam local invoke` would, sends
 // the event and prints the response. The function's log lines go to stderr.
+//
+// chaos runs pkg/chaos: escalations and WhatsApp conversations under injected faults, then
+// counts what was lost, doubled or answered late; it prints one summary line and exits 1 when
+// a promise was broken.
 //
 // sign prints an event with its signatures filled in, for `sam local invoke -e`: webhook events
 // (messagebird-inbound) hold "local-sign" placeholders, because a MessageBird JWT is valid for
@@ -53,6 +58,8 @@ func (u usageError) Error() string { return string(u) }
 const usage = `usage:
   local run [-port 3000] [-quiet]        the whole product on 127.0.0.1 until Ctrl-C
   local demo                             walk through every seed scenario and check each outcome
+  local chaos [-escalations N] [-parallel N] [-seed S] [-redrive-every D] [-pause-dynamodb D] [-conversations N]
+                                         the fault-injection suite (CHAOS_ESCALATIONS, CHAOS_PARALLEL, CHAOS_SEED, ...)
   local invoke <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)
   local sign <function> <event.json>     print the event signed for sam local invoke -e (e.g. messagebird-inbound events/messagebird-inbound/first-message.json)`
 
@@ -65,6 +72,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:])
 	case "demo":
 		return runDemo(ctx, args[1:])
+	case "chaos":
+		return runChaos(ctx, args[1:])
 	case "invoke":
 		if len(args) != 3 {
 			return usageError(usage)
