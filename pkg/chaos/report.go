@@ -230,9 +230,28 @@ func (r *run) report() *Report {
 			sn++
 		}
 	}
-	drain := fmt.Sprintf("drained %s after the faults stopped", r.drained.Sub(r.faultsOff).Round(time.Second))
+	// The backlog's drain: when the last escalation got its (first) ticket.
+	var last time.Time
+	for _, c := range r.cases {
+		if ts := tk[c.ConversationID]; len(ts) > 0 {
+			first := ts[0].Created
+			for _, t := range ts[1:] {
+				if t.Created.Before(first) {
+					first = t.Created
+				}
+			}
+			if first.After(last) {
+				last = first
+			}
+		}
+	}
+	lastTicket := "every ticket came while the faults were on"
+	if last.After(r.faultsOff) {
+		lastTicket = fmt.Sprintf("the last ticket %s after the faults stopped", last.Sub(r.faultsOff).Round(time.Second))
+	}
+	drain := fmt.Sprintf("drained %s after the faults stopped, %s", r.drained.Sub(r.faultsOff).Round(time.Second), lastTicket)
 	if !r.drainedAll {
-		drain = fmt.Sprintf("NOT drained %s after the faults stopped", r.drained.Sub(r.faultsOff).Round(time.Second))
+		drain = fmt.Sprintf("NOT drained %s after the faults stopped (%s)", r.drained.Sub(r.faultsOff).Round(time.Second), lastTicket)
 	}
 	rep.Summary = fmt.Sprintf("chaos %s seed=%d: %d escalations (jira %d, servicenow %d, %d in parallel), %d WhatsApp conversations, %d calls in %s"+
 		" | lost %d, doubled %d, replies delivered twice %d, answers over budget+1s %d; replies lost %d, internal notes sent %d, user messages lost %d doubled %d, requests doubled %d"+
