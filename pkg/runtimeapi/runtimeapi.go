@@ -205,8 +205,9 @@ func (e *Emulator) invoke(ctx context.Context, payload []byte, traceID string) (
 	go func() {
 		defer e.wg.Done()
 		res, err := env.run(inv)
-		e.release(env)
 		replies <- reply{res, err}
+		env.settle()
+		e.release(env)
 	}()
 	select {
 	case r := <-replies:
