@@ -52,6 +52,9 @@ type plan struct {
 	seed  int64
 	rates Rates
 	on    atomic.Bool
+	// slow delays every request by a second, no fault: the warm-up's calls then overlap, so
+	// each gets an execution environment of its own.
+	slow atomic.Bool
 
 	mu   sync.Mutex
 	seen map[string]int

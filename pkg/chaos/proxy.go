@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,7 @@ type proxy struct {
 	target *url.URL // scheme and host of the fake
 	// decide picks each request's fault: the run's plan, or a script in tests.
 	decide func(key string, create bool) fault
+	slow   *atomic.Bool // the plan's warm-up delay
 	log    *journal
 	// creates says whether a request makes a ticket (its process may then be killed).
 	creates func(method, path string) bool
@@ -50,7 +52,7 @@ func newProxy(system, rawURL string, p *plan, log *journal) (*proxy, string, err
 		return nil, "", err
 	}
 	px := &proxy{
-		system: system, target: &url.URL{Scheme: u.Scheme, Host: u.Host}, decide: p.decide, log: log,
+		system: system, target: &url.URL{Scheme: u.Scheme, Host: u.Host}, decide: p.decide, slow: &p.slow, log: log,
 		creates: func(string, string) bool { return false },
 		kill:    func(string, []string) string { return "" },
 		ln:      ln, client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
@@ -65,6 +67,9 @@ func newProxy(system, rawURL string, p *plan, log *journal) (*proxy, string, err
 func (px *proxy) Close() { _ = px.srv.Close() }
 
 func (px *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if px.slow.Load() {
+		pause(r.Context(), time.Second)
+	}
 	body, _ := io.ReadAll(r.Body)
 	markers := findMarkers(r.URL.RequestURI(), body)
 	create := px.creates(r.Method, r.URL.Path) && len(markers) > 0 && isEscalation(markers[0])
