@@ -160,7 +160,11 @@ func (r *run) report() *Report {
 			if cl.Status == 0 {
 				what = fmt.Sprintf("no answer after %s (%s)", cl.Took.Round(time.Millisecond), cl.Err)
 			}
-			detail("LATE %s %s (%s) at %s: %s; the budget is %s + 1 s\n%s", cl.Route, cl.Key, cl.Attempt, r.since(cl.At), what,
+			when := "faults on"
+			if !cl.During {
+				when = "after the faults stopped"
+			}
+			detail("LATE %s %s (%s) at %s, %s: %s; the budget is %s + 1 s\n%s", cl.Route, cl.Key, cl.Attempt, r.since(cl.At), when, what,
 				r.budgets[cl.Route], r.faultsDuring(cl))
 		}
 	}
