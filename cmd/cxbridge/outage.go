@@ -36,7 +36,9 @@ func open(ctx context.Context, table string) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	db := store.NewDynamoDB(cfg)
+	// An operator's machine may be a continent away from the table: calls get seconds, not the
+	// functions' milliseconds.
+	db := store.NewDynamoDB(cfg, store.Bounds{CallTimeout: 10 * time.Second})
 	return &state{aws: cfg, db: db, table: table,
 		outage: &escalation.Outage{DB: db, Table: table, CacheFor: -1},
 		outbox: &escalation.Outbox{DB: db, Table: table}}, nil

@@ -37,6 +37,7 @@ type demo struct {
 	out  io.Writer
 
 	failures []string
+	mark     int // a position in the stack's metrics recording (demo_health.go)
 }
 
 // runDemo starts the stack, runs every scenario in order and prints a transcript of what each
@@ -52,7 +53,7 @@ func runDemo(ctx context.Context, args []string) error {
 	defer logFile.Close()
 
 	fmt.Fprintln(out, "Starting cxbridge locally: DynamoDB Local, Secrets Manager and every external system as wire-level fakes, each function's real bootstrap...")
-	st, err := localstack.Start(ctx, localstack.Options{Logs: logFile, Getenv: func(string) string { return "" }})
+	st, err := localstack.Start(ctx, localstack.Options{Logs: logFile, Getenv: func(string) string { return "" }, Progress: out})
 	if err != nil {
 		return err
 	}

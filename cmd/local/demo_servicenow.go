@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	addScenario(scenario{order: 20, title: "A caller rings: the screen pop shows who they are and their three most recent open incidents", run: screenPop})
+	addScenario(scenario{order: 20, title: "A caller rings: the screen pop shows who they are, their VIP flag from the directory and their three most recent open incidents", run: screenPop})
 	addScenario(scenario{order: 21, title: "A caller rings from an unknown mobile: the employee-ID fallback finds them and learns the number", run: employeeFallback})
 	addScenario(scenario{order: 22, title: "The caller's incident turns Critical in ServiceNow while they wait: their queue priority rises", run: criticalRaisesPriority})
 }
@@ -35,6 +35,9 @@ func screenPop(d *demo) error {
 		d.say("screen pop", "%d. %v %q (%v, %v)", i+1, m["number"], m["shortDescription"], m["state"], m["priority"])
 	}
 	d.say("screen pop", "%v: %v", out["userDisplayName"], out["userUrl"])
+	d.say("screen pop", "VIP in the directory: %v; %v, %v, %v (%v)", out["userVip"], out["userTitle"], out["userCompany"], out["userLocation"], out["userDepartment"])
+	d.check(out["userVip"] == true && out["userCompany"] == "ACME Corporation" && out["userLocation"] == "Dublin HQ",
+		"want the directory's VIP flag and Abel's company and location by name, got %v", out)
 	return nil
 }
 

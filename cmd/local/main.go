@@ -1,9 +1,9 @@
 // Command local runs cxbridge on this machine.
 //
-//	go run ./cmd/local run [-port 3000]              the whole product on 127.0.0.1
-//	go run ./cmd/local demo                          every seed scenario, with a transcript
-//	go run ./cmd/local chaos [-escalations 1000] ...  the fault-injection proof of the promises
-//	go run ./cmd/local invoke <function> <event.json>
+//	go run ./cmd/local run [-port 3000] [-params overrides.json]      the whole product on 127.0.0.1
+//	go run ./cmd/local demo                                           every seed scenario, with a transcript
+//	go run ./cmd/local chaos [-escalations 1000] ...                  the fault-injection proof of the promises
+//	go run ./cmd/local invoke [-params overrides.json] <function> <event.json>
 //	go run ./cmd/local sign <function> <event.json> > signed.json
 //
 // run serves every route of template.yaml (with the deployed API's API-key check) and runs the
@@ -13,6 +13,11 @@
 // external system whose *_BASE_URL / TELEMETRY_URL is not set), builds the function's real
 // bootstrap, runs it under the Runtime API emulator exactly as `sam local invoke` would, sends
 // the event and prints the response. The function's log lines go to stderr.
+//
+// -params names a JSON file of template parameter overrides ({"TierL1QueueId":"..."}), or of
+// environment variables in the shape of `sam local invoke --env-vars`
+// ({"Parameters":{...},"CreateEscalationFunction":{...}}), so a developer pointing one system at
+// a real sandbox also uses its real queue ids, service desks and projects.
 //
 // chaos runs pkg/chaos: escalations and WhatsApp conversations under injected faults, then
 // counts what was lost, doubled or answered late; it prints one summary line and exits 1 when
@@ -29,11 +34,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/cxbridge/cxbridge/pkg/localstack"
 )
@@ -56,11 +63,11 @@ type usageError string
 func (u usageError) Error() string { return string(u) }
 
 const usage = `usage:
-  local run [-port 3000] [-quiet]        the whole product on 127.0.0.1 until Ctrl-C
-  local demo                             walk through every seed scenario and check each outcome
+  local run [-port 3000] [-quiet] [-params overrides.json]     the whole product on 127.0.0.1 until Ctrl-C
+  local demo                                                   walk through every seed scenario and check each outcome
   local chaos [-escalations N] [-parallel N] [-seed S] [-redrive-every D] [-pause-dynamodb D] [-conversations N]
-                                         the fault-injection suite (CHAOS_ESCALATIONS, CHAOS_PARALLEL, CHAOS_SEED, ...)
-  local invoke <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)
+                                                               the fault-injection suite (CHAOS_ESCALATIONS, CHAOS_PARALLEL, CHAOS_SEED, ...)
+  local invoke [-params overrides.json] <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)
   local sign <function> <event.json>     print the event signed for sam local invoke -e (e.g. messagebird-inbound events/messagebird-inbound/first-message.json)`
 
 func run(ctx context.Context, args []string) error {
@@ -75,10 +82,12 @@ func run(ctx context.Context, args []string) error {
 	case "chaos":
 		return runChaos(ctx, args[1:])
 	case "invoke":
-		if len(args) != 3 {
+		fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
+		params := fs.String("params", "", "JSON file of template parameter or environment overrides")
+		if err := fs.Parse(args[1:]); err != nil || fs.NArg() != 2 {
 			return usageError(usage)
 		}
-		return invoke(ctx, args[1], args[2])
+		return invoke(ctx, fs.Arg(0), fs.Arg(1), *params)
 	case "sign":
 		if len(args) != 3 {
 			return usageError(usage)
@@ -99,20 +108,23 @@ func run(ctx context.Context, args []string) error {
 	}
 }
 
-func invoke(ctx context.Context, function, eventPath string) error {
+func invoke(ctx context.Context, function, eventPath, params string) error {
 	event, err := os.ReadFile(eventPath)
 	if err != nil {
 		return err
 	}
-	st, err := startStack(ctx)
+	st, err := startStack(ctx, os.Stderr, os.Stderr, params)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	began := time.Now()
+	fmt.Fprintf(os.Stderr, "  building and starting %s...\n", function)
 	fn, err := st.Function(ctx, function)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "  %s ready (%s)\n", function, time.Since(began).Round(100*time.Millisecond))
 	// Signed events are signed at send time, as their sender would (pkg/localstack/prepare.go).
 	if event, err = st.Prepare(ctx, eventPath, event); err != nil {
 		return err

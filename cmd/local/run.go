@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,15 +25,19 @@ func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	port := fs.Int("port", 3000, "port of the local API on 127.0.0.1 (0 picks a free one)")
 	quiet := fs.Bool("quiet", false, "do not print the functions' log lines")
+	params := fs.String("params", "", "JSON file of template parameter or environment overrides (the shape of sam local invoke --env-vars, or parameter name -> value)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected arguments: " + strings.Join(fs.Args(), " "))
 	}
 	var logs io.Writer = os.Stderr
 	if *quiet {
 		logs = io.Discard
 	}
 	fmt.Fprintln(os.Stderr, "starting DynamoDB Local, the fakes and every function...")
-	st, err := localstack.Start(ctx, localstack.Options{Logs: logs})
+	st, err := startStack(ctx, logs, os.Stderr, *params)
 	if err != nil {
 		return err
 	}
@@ -49,6 +56,11 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	printBanner(os.Stdout, st, "http://"+ln.Addr().String())
+	if path, err := writeCLIEnv(st, filepath.Join(os.TempDir(), "cxbridge-local.env")); err != nil {
+		fmt.Fprintf(os.Stderr, "the on-call CLI's environment could not be written: %v\n", err)
+	} else {
+		fmt.Printf("On-call CLI against this stack:\n  go run ./cmd/cxbridge status --env-file %s\n  go run ./cmd/cxbridge health --env-file %s\n\n", path, path)
+	}
 
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "\nstopping...")
@@ -93,4 +105,25 @@ func printBanner(w io.Writer, st *localstack.Stack, base string) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nTry:\n  curl -s -H 'x-api-key: %s' -H 'Content-Type: application/json' \\\n    -d '{\"customerId\":\"%s\"}' %s/telemetry/tier\n\nCtrl-C stops everything.\n",
 		localstack.LocalAPIKey, localstack.CustomerCritical, base)
+}
+
+// writeCLIEnv writes integration-health's environment in this stack (the state table, every
+// system's address and secret ids, the local AWS endpoints) where `cxbridge --env-file` reads
+// it, so the on-call CLI works against `make run` as it does against a deployed stack.
+func writeCLIEnv(st *localstack.Stack, path string) (string, error) {
+	env, err := st.Env("IntegrationHealthFunction")
+	if err != nil {
+		return "", err
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# cxbridge local stack: go run ./cmd/cxbridge status|health --env-file <this file>\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, strconv.Quote(env[k]))
+	}
+	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }

@@ -15,7 +15,7 @@ func main() {
 	cfg := escalation.LoadConfig(env.Config)
 	breakerSettings := breaker.SettingsFromEnv(env.Config, "")
 	env.Check()
-	svc, err := escalation.New(cfg, escalation.Deps{DB: env.DB, Secrets: env.Secrets, Breaker: breakerSettings})
+	svc, err := escalation.New(cfg, escalation.Deps{DB: env.DB, Secrets: env.Secrets, Limits: env.Limits, Breaker: breakerSettings})
 	env.Must(err)
 	boot.Start(env, apigw.Lambda(apigw.Limits{}, svc.Handle))
 }

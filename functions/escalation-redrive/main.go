@@ -17,7 +17,7 @@ func main() {
 	cfg := escalation.LoadConfig(env.Config)
 	breakerSettings := breaker.SettingsFromEnv(env.Config, "")
 	env.Check()
-	svc, err := escalation.New(cfg, escalation.Deps{DB: env.DB, Secrets: env.Secrets, Breaker: breakerSettings})
+	svc, err := escalation.New(cfg, escalation.Deps{DB: env.DB, Secrets: env.Secrets, Limits: env.Limits, Breaker: breakerSettings})
 	env.Must(err)
 	// The schedule's event carries nothing the run needs.
 	boot.Start(env, func(ctx context.Context, _ json.RawMessage) (escalation.RedriveSummary, error) {

@@ -7,7 +7,6 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/apigw"
 	"github.com/cxbridge/cxbridge/pkg/boot"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
-	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird"
 	"github.com/cxbridge/cxbridge/pkg/conversation"
@@ -25,8 +24,8 @@ func main() {
 	svc := &conversation.Service{
 		Config:         cfg,
 		Store:          &conversation.Store{DB: env.DB, Table: cfg.StateTable},
-		Jira:           jira.New(cfg.JiraBaseURL, env.Secrets, cfg.JiraSecretID, connectors.DefaultHTTPClient),
-		Messenger:      messagebird.New(cfg.MessageBirdBaseURL, env.Secrets, cfg.MessageBirdSecretID, connectors.DefaultHTTPClient),
+		Jira:           jira.New(cfg.JiraBaseURL, env.Secrets, cfg.JiraSecretID, env.HTTP(jira.System)),
+		Messenger:      messagebird.New(cfg.MessageBirdBaseURL, env.Secrets, cfg.MessageBirdSecretID, env.HTTP(messagebird.System)),
 		Secrets:        env.Secrets,
 		JiraGuard:      breaker.New(env.DB, cfg.StateTable, jiraBreaker),
 		MessengerGuard: breaker.New(env.DB, cfg.StateTable, messageBirdBreaker),

@@ -8,7 +8,6 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/boot"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/callerlink"
-	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/genesys"
 	"github.com/cxbridge/cxbridge/pkg/hmacauth"
 	"github.com/cxbridge/cxbridge/pkg/prioritysync"
@@ -25,7 +24,7 @@ func main() {
 			Keys:   prioritysync.KeysFrom(env.Secrets, cfg.InboundSecretID),
 			Replay: &hmacauth.ReplayGuard{DB: env.DB, Table: cfg.StateTable, Scheme: prioritysync.ReplayScheme},
 		},
-		Genesys: genesys.New(cfg.GenesysAPIBaseURL, cfg.GenesysLoginBaseURL, env.Secrets, cfg.GenesysSecretID, connectors.DefaultHTTPClient),
+		Genesys: genesys.New(cfg.GenesysAPIBaseURL, cfg.GenesysLoginBaseURL, env.Secrets, cfg.GenesysSecretID, env.HTTP(genesys.System)),
 		Links:   &callerlink.Store{DB: env.DB, Table: cfg.StateTable},
 		DB:      env.DB,
 		Guard:   breaker.New(env.DB, cfg.StateTable, breakerSettings),

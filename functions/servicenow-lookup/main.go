@@ -8,7 +8,6 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/boot"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/callerlink"
-	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow"
 	"github.com/cxbridge/cxbridge/pkg/lookup"
 )
@@ -20,7 +19,7 @@ func main() {
 	env.Check()
 	svc := &lookup.Service{
 		Config:     cfg,
-		ServiceNow: servicenow.New(cfg.ServiceNowBaseURL, env.Secrets, cfg.ServiceNowSecretID, connectors.DefaultHTTPClient),
+		ServiceNow: servicenow.New(cfg.ServiceNowBaseURL, env.Secrets, cfg.ServiceNowSecretID, env.HTTP(servicenow.System)),
 		Links:      &callerlink.Store{DB: env.DB, Table: cfg.StateTable, TTL: cfg.WaitingTTL},
 		Guard:      breaker.New(env.DB, cfg.StateTable, breakerSettings),
 	}

@@ -6,7 +6,6 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/apigw"
 	"github.com/cxbridge/cxbridge/pkg/boot"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
-	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/genesys"
 	"github.com/cxbridge/cxbridge/pkg/connectors/telemetry"
 	"github.com/cxbridge/cxbridge/pkg/tiering"
@@ -19,11 +18,11 @@ func main() {
 	env.Check()
 	svc := &tiering.Service{
 		Config:    cfg,
-		Telemetry: telemetry.New(cfg.TelemetryURL, env.Secrets, cfg.TelemetrySecretID, connectors.DefaultHTTPClient),
+		Telemetry: telemetry.New(cfg.TelemetryURL, env.Secrets, cfg.TelemetrySecretID, env.HTTP(telemetry.System)),
 		Guard:     breaker.New(env.DB, cfg.StateTable, breakerSettings),
 	}
-	if cfg.Cascade {
-		svc.Observer = genesys.New(cfg.GenesysAPIBaseURL, cfg.GenesysLoginBaseURL, env.Secrets, cfg.GenesysSecretID, connectors.DefaultHTTPClient)
+	if cfg.ObservesQueues() {
+		svc.Observer = genesys.New(cfg.GenesysAPIBaseURL, cfg.GenesysLoginBaseURL, env.Secrets, cfg.GenesysSecretID, env.HTTP(genesys.System))
 	}
 	boot.Start(env, apigw.Lambda(apigw.Limits{}, svc.Handle))
 }

@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -282,8 +283,14 @@ func checkJSONContentType(ct string) *Error {
 // does nothing. Names must match exactly: encoding/json alone matches them case-insensitively,
 // and a Genesys input contract is case-sensitive.
 func DecodeJSON(body []byte, v any, strict bool) *Error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	switch t := bytes.TrimSpace(body); {
+	case len(t) == 0:
 		return Invalid("body", "invalid_json", "the body is empty; send a JSON object")
+	case bytes.Equal(t, []byte("null")): // encoding/json would decode it as "no fields at all"
+		return Invalid("body", "invalid_json", "the body must be a JSON object, not null")
+	}
+	if err := wellFormedKeys(body, strict); err != nil {
+		return err
 	}
 	if strict {
 		if err := exactFieldNames(body, v); err != nil {
@@ -303,6 +310,60 @@ func DecodeJSON(body []byte, v any, strict bool) *Error {
 		return Invalid("body", "invalid_json", "the body has data after the JSON object")
 	}
 	return nil
+}
+
+// wellFormedKeys names the first top-level input whose value is not valid UTF-8 (encoding/json
+// would quietly turn it into U+FFFD, and JSON text must be UTF-8) and, when strict, the first
+// input sent twice (encoding/json keeps the last silently; a rendered template that repeats an
+// input is a bug to fix, not a value to guess). Bodies that are not objects are left to the
+// decoder.
+func wellFormedKeys(body []byte, strict bool) *Error {
+	if utf8.Valid(body) && !strict {
+		return nil
+	}
+	name := func(k string) string {
+		if k == "" || !utf8.ValidString(k) {
+			return "body"
+		}
+		return k
+	}
+	var bad *Error
+	seen := map[string]bool{}
+	eachInput(body, func(key string, value json.RawMessage) bool {
+		switch {
+		case !utf8.ValidString(key) || !utf8.Valid(value):
+			bad = Invalid(name(key), "invalid_utf8", "%s is not valid UTF-8", name(key))
+		case strict && seen[key]:
+			bad = Invalid(name(key), "duplicate_field", "%s is sent more than once; check the data action's request template", name(key))
+		}
+		seen[key] = true
+		return bad == nil
+	})
+	if bad == nil && !utf8.Valid(body) {
+		bad = Invalid("body", "invalid_utf8", "the body is not valid UTF-8")
+	}
+	return bad
+}
+
+// eachInput calls fn with each top-level key and raw value of a JSON object body, in order,
+// while fn returns true. It stops quietly where the body stops being a JSON object: the
+// decoder reports that, naming the problem.
+func eachInput(body []byte, fn func(key string, value json.RawMessage) bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return
+		}
+		key, _ := tok.(string)
+		var value json.RawMessage
+		if dec.Decode(&value) != nil || !fn(key, value) {
+			return
+		}
+	}
 }
 
 // exactFieldNames rejects top-level keys of body that are not, letter for letter, a JSON field
@@ -345,6 +406,9 @@ func exactFieldNames(body []byte, v any) *Error {
 		return nil
 	}
 	sort.Strings(unknown)
+	if unknown[0] == "" { // sorts first; an error must still name a field
+		return Invalid("body", "unknown_field", "the body has an input with an empty name; check the data action's request template")
+	}
 	return Invalid(unknown[0], "unknown_field", "%s is not an input of this action (names are case-sensitive); check the data action's request template", unknown[0])
 }
 
@@ -364,6 +428,9 @@ func jsonError(err error) *Error {
 		return Invalid("body", "invalid_json", "the body is not valid JSON (at byte %d)", se.Offset)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		if field == "" {
+			return Invalid("body", "unknown_field", "the body has an input with an empty name; check the data action's request template")
+		}
 		return Invalid(field, "unknown_field", "%s is not an input of this action; check the data action's request template", field)
 	default:
 		return Invalid("body", "invalid_json", "the body is not valid JSON: %v", err)

@@ -574,3 +574,32 @@ func TestLambdaAdapter(t *testing.T) {
 		}
 	})
 }
+
+// Input sent twice, or not UTF-8, is a template bug: the 400 names the input.
+func TestDecodeJSONNamesDuplicateAndNonUTF8Inputs(t *testing.T) {
+	type in struct {
+		Ani  apigw.Text `json:"ani"`
+		Name apigw.Text `json:"name"`
+	}
+	for body, want := range map[string]struct{ field, code string }{
+		`{"ani":"1","name":"x","ani":"2"}`:     {"ani", "duplicate_field"},
+		"{\"ani\":\"\xff\xfe\"}":               {"ani", "invalid_utf8"},
+		"{\"name\":\"ok\",\"ani\":[\"\xc3\"]}": {"ani", "invalid_utf8"},
+		"{\"\xff\":1}":                         {"body", "invalid_utf8"},
+		`{"":1,"":2}`:                          {"body", "duplicate_field"},
+	} {
+		var v in
+		err := apigw.DecodeJSON([]byte(body), &v, true)
+		if err == nil || err.Field != want.field || err.Code != want.code || err.Status != 400 {
+			t.Errorf("DecodeJSON(%q) = %+v; want 400 %s naming %s", body, err, want.code, want.field)
+		}
+	}
+	// without strict decoding a repeated input is left to encoding/json; bad UTF-8 is not
+	var v in
+	if err := apigw.DecodeJSON([]byte(`{"ani":"1","ani":"2"}`), &v, false); err != nil || v.Ani != "2" {
+		t.Errorf("lenient duplicate: %+v %v", err, v)
+	}
+	if err := apigw.DecodeJSON([]byte("{\"ani\":\"\xff\"}"), &v, false); err == nil || err.Field != "ani" {
+		t.Errorf("lenient bad UTF-8: %+v", err)
+	}
+}

@@ -8,7 +8,8 @@
 //
 //   - CLOSED: calls go through. An outage failure (connectors.IsOutage: 5xx, 429, timeouts,
 //     transport errors) adds one to failures; a success resets it; any other error (400, 401,
-//     403, 404, our own bugs) is neutral and changes nothing. The environment whose failure
+//     403, 404, our own bugs, a call cxbridge's own rate limit did not send) is neutral and
+//     changes nothing. The environment whose failure
 //     reaches Threshold opens the breaker, under the condition "still CLOSED and failures >=
 //     Threshold", so exactly one writer does.
 //   - OPEN until open_until: calls are rejected with an error matching ErrOpen.
@@ -23,9 +24,9 @@
 // already in flight, whatever the cache age. A cached OPEN is trusted until open_until.
 //
 // The breaker fails open: when DynamoDB errors or hangs, calls go through (with a warning and
-// the BreakerStoreError metric). Every store call has its own short timeout, so a hung DynamoDB
-// costs a caller StoreTimeout at most, and after an error the environment does not ask again for
-// CacheMaxAge.
+// the BreakerStoreError metric). The state store client bounds every call (pkg/store: the
+// caller's budget and a per-call cap), so a hung DynamoDB costs a caller one bounded call at most,
+// and after an error the environment does not ask again for CacheMaxAge.
 package breaker
 
 import (
@@ -91,8 +92,11 @@ func (e *OpenError) Error() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrOpen) true.
-func (e *OpenError) Is(target error) bool { return target == ErrOpen }
+// Is makes errors.Is(err, ErrOpen) true, and errors.Is(err, connectors.ErrNotSent): a rejected
+// call never reached the dependency, so a write it stopped may be repeated.
+func (e *OpenError) Is(target error) bool {
+	return target == ErrOpen || target == connectors.ErrNotSent
+}
 
 // DB is the part of *dynamodb.Client the breaker uses.
 type DB interface {
@@ -109,8 +113,6 @@ type Settings struct {
 	// CacheMaxAge is how long this environment may reuse a state it read; default 1 s,
 	// negative for no cache.
 	CacheMaxAge time.Duration
-	// StoreTimeout bounds each DynamoDB call; default 250 ms.
-	StoreTimeout time.Duration
 	// Now is the clock; default time.Now. Every environment compares against the stored
 	// times with its own clock.
 	Now func() time.Time
@@ -121,11 +123,13 @@ type Settings struct {
 
 // Defaults.
 const (
-	DefaultThreshold    = 5
-	DefaultOpenFor      = 30 * time.Second
-	DefaultProbeLease   = 10 * time.Second
-	DefaultCacheMaxAge  = time.Second
-	DefaultStoreTimeout = 250 * time.Millisecond
+	DefaultThreshold   = 5
+	DefaultOpenFor     = 30 * time.Second
+	DefaultProbeLease  = 10 * time.Second
+	DefaultCacheMaxAge = time.Second
+	// DoneGrace is how long past its caller's deadline Done may still write the outcome of a
+	// call that ran to that deadline.
+	DoneGrace = 50 * time.Millisecond
 )
 
 // SettingsFromEnv reads BREAKER_FAILURE_THRESHOLD (default 5) and BREAKER_OPEN_SECONDS
@@ -170,9 +174,6 @@ func New(db DB, table string, s Settings) *Breaker {
 	}
 	if s.CacheMaxAge == 0 {
 		s.CacheMaxAge = DefaultCacheMaxAge
-	}
-	if s.StoreTimeout <= 0 {
-		s.StoreTimeout = DefaultStoreTimeout
 	}
 	if s.Now == nil {
 		s.Now = time.Now
@@ -344,15 +345,24 @@ func (b *Breaker) elect(ctx context.Context, now time.Time) (*Ticket, error) {
 // Done records the call's outcome. err is the call's error: nil is a success, an outage error
 // (connectors.IsOutage) a failure, anything else neutral. Done may be called once; later calls
 // and a nil Ticket do nothing. Its store writes are not cancelled with ctx, because a
-// timed-out call is exactly the failure that must be recorded.
+// timed-out call is exactly the failure that must be recorded; but they stay within the caller's
+// deadline, or DoneGrace past it when the call used it all, so recording never costs the caller
+// more than that (and the store client bounds each write as every other call).
 func (t *Ticket) Done(ctx context.Context, err error) {
 	if t == nil || t.done.Swap(true) || t.degraded {
 		return
 	}
 	b := t.b
+	deadline, hasDeadline := ctx.Deadline()
 	ctx = context.WithoutCancel(ctx)
+	if hasDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, later(deadline, time.Now().Add(DoneGrace)))
+		defer cancel()
+	}
 	now := b.s.Now()
-	outage := err != nil && connectors.IsOutage(err)
+	// A call cxbridge's own rate limit held back never reached the dependency: neutral.
+	outage := err != nil && connectors.IsOutage(err) && !connectors.HeldBack(err)
 	switch {
 	case t.probe:
 		b.probeDone(ctx, t, now, err, outage)
@@ -546,8 +556,6 @@ func (b *Breaker) read(ctx context.Context, now time.Time) (*Snapshot, error) {
 	b.mu.Lock()
 	gen := b.forgotten
 	b.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, b.s.StoreTimeout)
-	defer cancel()
 	out, err := b.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(b.table),
 		Key:            b.key,
@@ -571,11 +579,9 @@ type lostRace struct{ current *Snapshot }
 
 func (e *lostRace) Error() string { return "condition not met" }
 
-// update runs one conditional UpdateItem with the store timeout, caches the resulting state
-// (or, when the condition failed, the state that made it fail) and returns it.
+// update runs one conditional UpdateItem, caches the resulting state (or, when the condition
+// failed, the state that made it fail) and returns it.
 func (b *Breaker) update(ctx context.Context, now time.Time, in *dynamodb.UpdateItemInput) (*Snapshot, error) {
-	ctx, cancel := context.WithTimeout(ctx, b.s.StoreTimeout)
-	defer cancel()
 	in.TableName = aws.String(b.table)
 	in.Key = b.key
 	in.ReturnValues = types.ReturnValueAllNew
@@ -606,4 +612,11 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

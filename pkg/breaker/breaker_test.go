@@ -26,6 +26,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 func TestMain(m *testing.M) { dynamotest.Main(m) }
@@ -169,11 +170,12 @@ func (e *env) counts(t testing.TB) map[string]int {
 	return out
 }
 
-// settings are for the coordination tests. Their store timeout is generous on purpose: on a
-// loaded machine DynamoDB Local can take longer than the production default, and a breaker that
-// (correctly) fails open would then hide the coordination under test. Fail-open has its own tests.
+// settings are for the coordination tests. Their store client is DynamoDB Local's unbounded
+// test client on purpose: on a loaded machine it can take longer than the production bound, and
+// a breaker that (correctly) fails open would then hide the coordination under test. Fail-open
+// has its own tests, through the bounded client.
 func settings(c *clock) breaker.Settings {
-	return breaker.Settings{Name: "telemetry", Threshold: 5, OpenFor: 300 * time.Millisecond, ProbeLease: 2 * time.Second, StoreTimeout: 5 * time.Second, Now: c.Now}
+	return breaker.Settings{Name: "telemetry", Threshold: 5, OpenFor: 300 * time.Millisecond, ProbeLease: 2 * time.Second, Now: c.Now}
 }
 
 func state(t testing.TB, b *breaker.Breaker) breaker.Snapshot {
@@ -658,49 +660,23 @@ func unreachable(t *testing.T) *dynamodb.Client {
 }
 
 // hung returns a DynamoDB client for an endpoint that accepts connections and never answers.
-func hung(t *testing.T) *dynamodb.Client {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return clientFor("http://" + ln.Addr().String())
-}
+func hung(t *testing.T) *dynamodb.Client { return clientFor(dynamotest.HungEndpoint(t)) }
 
+// clientFor is the client a function gets (pkg/store), with a 100 ms cap per call.
 func clientFor(endpoint string) *dynamodb.Client {
-	return dynamodb.New(dynamodb.Options{
+	return store.NewDynamoDB(aws.Config{
 		Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", ""),
-	})
+	}, store.Bounds{CallTimeout: 100 * time.Millisecond})
 }
 
 func TestFailsOpenWhenTheStoreIsDown(t *testing.T) {
 	for name, db := range map[string]func(*testing.T) *dynamodb.Client{"closed port": unreachable, "hung endpoint": hung} {
 		t.Run(name, func(t *testing.T) {
 			up := newUpstream(t, http.StatusServiceUnavailable)
-			s := breaker.Settings{Name: "telemetry", Threshold: 2, StoreTimeout: 100 * time.Millisecond, CacheMaxAge: -1}
+			s := breaker.Settings{Name: "telemetry", Threshold: 2, CacheMaxAge: -1}
 			e := newEnvs(1, db(t), "StateTable-unreachable", s)[0]
-			// The caller has 30 s; a store call that ignored its own timeout would use it all.
+			// The caller has 30 s; a store call that ignored the client's bound would use it all.
 			ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
 			defer cancel()
 			var slowest time.Duration
@@ -710,13 +686,13 @@ func TestFailsOpenWhenTheStoreIsDown(t *testing.T) {
 				took := time.Since(began)
 				slowest = max(slowest, took)
 				if took > 5*time.Second {
-					t.Fatalf("call %d took %s: the store timeout (100 ms) did not bound it", i, took)
+					t.Fatalf("call %d took %s: the store client's bound (100 ms) did not hold", i, took)
 				}
 				if connectors.KindOf(err) != connectors.KindUnavailable {
 					t.Fatalf("call %d: %v; want the dependency's own 503 (fail open, never trip)", i, err)
 				}
 			}
-			t.Logf("slowest call with the store down: %s (store timeout 100 ms)", slowest)
+			t.Logf("slowest call with the store down: %s (store calls bounded at 100 ms)", slowest)
 			if n := up.calls.Load(); n != 5 {
 				t.Fatalf("%d calls reached the dependency; want all 5", n)
 			}
@@ -737,7 +713,7 @@ func TestFailsOpenWhenTheStoreIsDown(t *testing.T) {
 func TestDownStoreIsAskedOncePerCacheAge(t *testing.T) {
 	c := newClock()
 	up := newUpstream(t, http.StatusOK)
-	s := breaker.Settings{Name: "telemetry", StoreTimeout: 100 * time.Millisecond, Now: c.Now}
+	s := breaker.Settings{Name: "telemetry", Now: c.Now}
 	e := newEnvs(1, hung(t), "StateTable-hung", s)[0]
 	for i := 0; i < 10; i++ {
 		if err := e.b.Do(e.ctx, up.call); err != nil {

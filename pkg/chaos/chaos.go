@@ -153,6 +153,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}()
 	st, err := localstack.Start(ctx, localstack.Options{
 		Logs: cfg.Logs, Getenv: func(string) string { return "" }, Front: front, ScheduleEvery: cfg.RedriveEvery,
+		PrivateDynamoDB: true, // its own instance, which it pauses
 		// Every caller gets its own execution environment, as on Lambda (default account
 		// limit 1,000): the suite tests cxbridge, not a throttle.
 		Concurrency: max(32, 3*cfg.Parallel),

@@ -40,7 +40,7 @@ func reproStack(t *testing.T, s script) (*localstack.Stack, string) {
 	var proxies []*proxy
 	var logs lockedLog
 	events := &journal{}
-	st, err := localstack.Start(context.Background(), localstack.Options{Logs: &logs, Getenv: func(string) string { return "" },
+	st, err := localstack.Start(context.Background(), localstack.Options{Logs: &logs, Getenv: func(string) string { return "" }, PrivateDynamoDB: true,
 		Front: func(system, url string) string {
 			if system != "jira" && system != "servicenow" && system != "messagebird" {
 				return url

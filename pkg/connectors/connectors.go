@@ -15,8 +15,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -48,9 +50,14 @@ type Error struct {
 	Code    string // the system's own error code, when it sends one
 	Message string // the system's own error message, when it sends one
 	Err     error  // the transport or decoding error, if any
+	// HeldBack: cxbridge itself held the request back (its shared rate limit, pkg/ratelimit).
+	// It never left (WriteOutcome: NotSent), so it is safe to retry blind; unlike a 429 it says
+	// nothing about the system's health, so circuit breakers ignore it.
+	HeldBack bool
 
 	retryAfter    time.Duration
 	hasRetryAfter bool
+	unsent        bool // raised before the request was (completely) sent: see WriteOutcome
 }
 
 func (e *Error) Error() string {
@@ -94,6 +101,12 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return ""
+}
+
+// HeldBack reports whether err is a request cxbridge held back itself (see Error.HeldBack).
+func HeldBack(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.HeldBack
 }
 
 // IsOutage reports whether err says the dependency itself is failing (timeouts, transport
@@ -247,11 +260,14 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 	}
 	if c.Creds != nil {
 		if err := c.Creds.Apply(ctx, req); err != nil {
+			// Whatever the token endpoint answered, this request never left.
 			var ce *Error
 			if errors.As(err, &ce) {
-				return nil, nil, err
+				cp := *ce
+				return nil, nil, notSent(&cp)
 			}
-			return fail(KindUnavailable, fmt.Errorf("credentials: %w", err))
+			_, _, err := fail(KindUnavailable, fmt.Errorf("credentials: %w", err))
+			return nil, nil, notSent(err.(*Error))
 		}
 	}
 	hc := c.HTTP
@@ -264,8 +280,27 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 		noRedirect.CheckRedirect = DefaultHTTPClient.CheckRedirect
 		hc = &noRedirect
 	}
+	// Whether the whole request reached the connection decides what a transport error means:
+	// one that was never completely written cannot have been acted on (WriteOutcome).
+	var written atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				written.Store(true)
+			}
+		},
+	}))
 	start := time.Now()
 	resp, err := hc.Do(req)
+	var held *Error
+	if errors.As(err, &held) && held.HeldBack {
+		// The transport refused to send it (pkg/ratelimit): not a transport failure.
+		e := *held
+		if e.Op == "" {
+			e.Op = r.Op
+		}
+		return nil, nil, &e
+	}
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
@@ -273,8 +308,9 @@ func (c *Client) send(ctx context.Context, r Request) (*Response, []byte, error)
 			// are logged, so they name the endpoint only.
 			ue.URL = stripQuery(ue.URL)
 		}
-		slog.DebugContext(ctx, "outbound call failed", "system", c.System, "op", r.Op, "ms", time.Since(start).Milliseconds(), "error", err.Error())
-		return fail(KindUnavailable, err)
+		slog.DebugContext(ctx, "outbound call failed", "system", c.System, "op", r.Op, "ms", time.Since(start).Milliseconds(), "error", err.Error(), "written", written.Load())
+		// Not completely written: it cannot have been acted on.
+		return nil, nil, &Error{System: c.System, Op: r.Op, Kind: KindUnavailable, Err: err, unsent: !written.Load()}
 	}
 	defer resp.Body.Close()
 	// One byte more than the limit, so Do can tell a body that fits from one that was cut off.

@@ -312,8 +312,11 @@ func TestCredentialFailures(t *testing.T) {
 	c.Creds = &counting{applyErr: tokenErr}
 	_, err := c.Do(context.Background(), connectors.Request{Op: "get", Method: http.MethodGet, Path: "/"}, nil)
 	var ce *connectors.Error
-	if !errors.As(err, &ce) || ce != tokenErr {
-		t.Errorf("Do = %v; want the credentials' own *Error", err)
+	if !errors.As(err, &ce) || ce.Op != tokenErr.Op || ce.Status != 401 || ce.Code != "invalid_client" {
+		t.Errorf("Do = %v; want the credentials' own error", err)
+	}
+	if o := connectors.WriteOutcome(err); o != connectors.NotSent {
+		t.Errorf("outcome %s: the request itself never left", o)
 	}
 
 	// anything else is wrapped, so callers still get an *Error

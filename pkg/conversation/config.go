@@ -60,6 +60,10 @@ type Config struct {
 	MaxAttachmentBytes int64
 	// Budget bounds the work of one webhook; the rest of the Lambda timeout is headroom.
 	Budget time.Duration
+	// SearchLag is how long a new request may stay invisible to JQL search
+	// (JIRA_SEARCH_LAG_SECONDS): a request create whose outcome is unknown is looked for by its
+	// label, and not created again, until this has passed.
+	SearchLag time.Duration
 
 	Masker *mask.Masker
 }
@@ -85,6 +89,7 @@ func LoadConfig(r *config.Reader) Config {
 		StatusNotifications: map[string]string{},
 		MaxAttachmentBytes:  int64(r.Int("MESSAGEBIRD_MAX_ATTACHMENT_BYTES", 10<<20, 1024, 100<<20)),
 		Budget:              r.Millis("MESSAGEBIRD_WEBHOOK_BUDGET_MS", 15*time.Second, time.Second, 25*time.Second),
+		SearchLag:           r.Seconds("JIRA_SEARCH_LAG_SECONDS", 30*time.Second, 0, 10*time.Minute),
 	}
 	if id := c.Default.ServiceDeskID; id != "" && !isDigits(id) {
 		r.Problem("MESSAGEBIRD_SERVICE_DESK_ID", "is %q; want a numeric JSM service desk id", id)

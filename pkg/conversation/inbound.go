@@ -272,6 +272,14 @@ func (w *inboundWork) text(ctx context.Context, text string) (created bool, targ
 			return false, "", err
 		}
 		if !found {
+			if since := l.CreationSince; !since.IsZero() {
+				// Its create may have landed and search may not show it yet: look again
+				// later rather than create a second request.
+				if until := since.Add(w.s.Config.SearchLag); w.s.now().Before(until) {
+					observe.MetricsFrom(ctx).Count("WriteInDoubt", 1, observe.D("Write", "request"))
+					return false, "", &VerifyingError{Until: until}
+				}
+			}
 			return true, PhaseDescription, w.create(ctx, text)
 		}
 		if l.CreationMessage == w.msg.ID {
@@ -350,6 +358,12 @@ func (w *inboundWork) create(ctx context.Context, text string) error {
 	if err != nil {
 		return err
 	}
+	// Recorded before the create is sent: if its answer is lost, or this invocation dies,
+	// the next attempt knows it may exist (until the lease ends, at the latest).
+	l.CreationSince = w.lease.until
+	if err := w.lease.Save(ctx, *l); err != nil {
+		return err
+	}
 	req := jira.NewRequest{ServiceDeskID: route.ServiceDeskID, RequestTypeID: route.RequestTypeID, RaiseOnBehalfOf: customer,
 		Fields: map[string]any{
 			"summary":     s.mask(ctx, summary(c, m.Platform, content(m))),
@@ -358,6 +372,15 @@ func (w *inboundWork) create(ctx context.Context, text string) error {
 		}}
 	created, err := w.createRequest(ctx, req)
 	if err != nil {
+		// Refused or never sent: nothing to look for next time. In doubt: the create is over,
+		// so it may have landed until now, not until the lease ends.
+		l.CreationSince = time.Time{}
+		if connectors.InDoubt(err) {
+			l.CreationSince = s.now()
+		}
+		if serr := w.lease.Save(context.WithoutCancel(ctx), *l); serr != nil {
+			slog.WarnContext(ctx, "link not updated after a failed create; the next attempt waits until the lease's end and the search lag", "error", serr.Error())
+		}
 		return err
 	}
 	l.State, l.RequestKey, l.ServiceDeskID, l.CustomerID = StateOpen, created.IssueKey, route.ServiceDeskID, customer
@@ -576,8 +599,10 @@ func (w *inboundWork) findOwnComment(ctx context.Context, body string) (string, 
 	if err != nil {
 		return "", err
 	}
+	since := w.prog.Started.Add(-time.Minute) // nothing older can be this message's
 	for i := len(cs) - 1; i >= 0; i-- {
-		if cs[i].Author.AccountID == self && strings.TrimSpace(cs[i].Body) == strings.TrimSpace(body) {
+		if cs[i].Author.AccountID == self && strings.TrimSpace(cs[i].Body) == strings.TrimSpace(body) && !cs[i].Created.Time().Before(since) {
+			observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "comment"))
 			return cs[i].ID, nil
 		}
 	}
@@ -640,8 +665,17 @@ func (w *inboundWork) attach(ctx context.Context, file *messagebird.Media, probl
 			caption = ": " + a.Caption
 		}
 		comment := s.mask(ctx, strings.ToUpper(kind[:1])+kind[1:]+" from "+c.label()+" via "+platformName(m.Platform)+caption)
+		name := s.mask(ctx, file.Filename)
+		if w.prog.Attempt > 1 {
+			// An earlier attempt may have attached it before its answer was lost.
+			if found, err := w.attached(ctx, name, int64(len(file.Data))); err != nil {
+				return "", err
+			} else if found {
+				return "attached", nil
+			}
+		}
 		err := s.jira(ctx, func(ctx context.Context) error {
-			_, err := s.Jira.Attach(ctx, l.ServiceDeskID, l.RequestKey, true, comment, jira.File{Name: s.mask(ctx, file.Filename), ContentType: file.ContentType, Data: file.Data})
+			_, err := s.Jira.Attach(ctx, l.ServiceDeskID, l.RequestKey, true, comment, jira.File{Name: name, ContentType: file.ContentType, Data: file.Data})
 			return err
 		})
 		if err == nil {
@@ -657,15 +691,39 @@ func (w *inboundWork) attach(ctx context.Context, file *messagebird.Media, probl
 		}
 	}
 	observe.MetricsFrom(ctx).Count("AttachmentFailed", 1)
-	note := s.mask(ctx, fmt.Sprintf("%s sent %s via %s that could not be attached: %s.", c.label(), article(kind), platformName(m.Platform), problem))
-	err := s.jira(ctx, func(ctx context.Context) error {
-		_, err := s.Jira.AddComment(ctx, l.RequestKey, note, false)
-		return err
-	})
-	if err != nil {
+	note := s.mask(ctx, fmt.Sprintf("%s sent %s via %s that could not be attached: %s.", c.label(), article(kind), platformName(m.Platform), problem)) +
+		" " + messageMarker(m.ID)
+	if err := s.addInternalOnce(ctx, l.RequestKey, note, messageMarker(m.ID), w.prog.Attempt > 1); err != nil {
 		return "", err
 	}
 	return "not_attached", nil
+}
+
+// attached reports whether the request already has this file, attached by cxbridge since the
+// message's first attempt: the same name and size (JSM's attachment list is a consistent read).
+func (w *inboundWork) attached(ctx context.Context, name string, size int64) (bool, error) {
+	s := w.s
+	self, err := s.selfAccount(ctx)
+	if err != nil {
+		return false, err
+	}
+	var as []jira.Attachment
+	err = s.jira(ctx, func(ctx context.Context) error {
+		var err error
+		as, err = s.Jira.ListAttachments(ctx, w.link.RequestKey)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	since := w.prog.Started.Add(-time.Minute)
+	for _, a := range as {
+		if a.Author.AccountID == self && a.Filename == name && a.Size == size && !a.Created.Time().Before(since) {
+			observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "attachment"))
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func article(kind string) string {
@@ -714,16 +772,31 @@ func (s *Service) deliveryUpdate(ctx context.Context, ev messagebird.Event) apig
 		return ignored("no_conversation")
 	}
 	observe.SetCorrelationID(ctx, link.RequestKey)
-	if seen, err := s.Store.Seen(ctx, "mbfail", m.ID); err != nil {
+	// Two-phase, like a reply: a note whose answer was lost keeps the claim in doubt, and the
+	// redelivery looks for the note (it names the message) before writing it again.
+	until, _ := s.leaseTimes(ctx)
+	claim, err := s.Store.ClaimWork(ctx, "mbfail", m.ID, owner(ctx), until, s.now().Add(failureGuardTTL))
+	switch {
+	case err != nil:
 		return s.failure(ctx, "messagebird", err)
-	} else if seen {
+	case claim.Claim == Completed:
 		return ok(Result{Status: StatusDuplicate, RequestKey: link.RequestKey})
+	case claim.Claim == Busy:
+		return s.failure(ctx, "messagebird", ErrBusy)
 	}
 	note := deliveryNote(s.Config, link, failure, m.ID)
-	if err := s.addInternal(ctx, link.RequestKey, note); err != nil {
+	if err := s.addInternalOnce(ctx, link.RequestKey, note, messageMarker(m.ID), claim.TakenOver); err != nil {
+		uctx := context.WithoutCancel(ctx)
+		if claim.TakenOver || connectors.InDoubt(err) {
+			if derr := s.Store.DoubtWork(uctx, "mbfail", m.ID, owner(ctx)); derr != nil {
+				slog.WarnContext(ctx, "claim not marked in doubt; it expires and the next attempt checks first anyway", "error", derr.Error())
+			}
+		} else if rerr := s.Store.ReleaseWork(uctx, "mbfail", m.ID, owner(ctx)); rerr != nil {
+			slog.WarnContext(ctx, "claim not released; it expires by itself", "error", rerr.Error())
+		}
 		return s.failure(ctx, "messagebird", err)
 	}
-	if err := s.Store.Mark(ctx, "mbfail", m.ID, s.now().Add(failureGuardTTL)); err != nil {
+	if err := s.Store.CompleteWork(ctx, "mbfail", m.ID, s.now().Add(failureGuardTTL), nil); err != nil {
 		slog.WarnContext(ctx, "delivery failure guard not written", "error", err.Error())
 	}
 	observe.MetricsFrom(ctx).Count("ReplyOutcome", 1, observe.D("Outcome", StatusNotDelivered), observe.D("Reason", failureReason(failure)))
@@ -752,6 +825,30 @@ func (s *Service) archivedInMessageBird(ctx context.Context, ev messagebird.Even
 		}
 	}
 	return ok(Result{Status: StatusClosed, RequestKey: link.RequestKey, Reason: "conversation_archived"})
+}
+
+// addInternalOnce adds an internal comment carrying marker, unless an earlier attempt already
+// did: when check is set (that attempt's answer may have been lost) the request's internal
+// comments are read first. JSM's comment list is a consistent read.
+func (s *Service) addInternalOnce(ctx context.Context, key, text, marker string, check bool) error {
+	if check {
+		var cs []jira.Comment
+		err := s.jira(ctx, func(ctx context.Context) error {
+			var err error
+			cs, err = s.Jira.ListComments(ctx, key, jira.InternalComments)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := len(cs) - 1; i >= 0; i-- {
+			if strings.Contains(cs[i].Body, marker) {
+				observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "internal_comment"))
+				return nil
+			}
+		}
+	}
+	return s.addInternal(ctx, key, text)
 }
 
 // addInternal adds an internal comment (agents only).

@@ -376,7 +376,7 @@ func TestAFullDescriptionContinuesInAComment(t *testing.T) {
 
 func TestJiraOutageOpensTheBreakerAndNothingIsLost(t *testing.T) {
 	w := newWorld(t)
-	w.svc.JiraGuard = breaker.New(w.db, w.table, breaker.Settings{Name: "jira", Threshold: 2, OpenFor: 500 * time.Millisecond, CacheMaxAge: -1, StoreTimeout: 5 * time.Second})
+	w.svc.JiraGuard = breaker.New(w.db, w.table, breaker.Settings{Name: "jira", Threshold: 2, OpenFor: 500 * time.Millisecond, CacheMaxAge: -1})
 	w.jira.Fail("/rest/", jiratest.Failure{Status: http.StatusServiceUnavailable})
 	var failed []messagebirdtest.Delivery
 	for i, want := range []string{"jira_unavailable", "jira_unavailable", "jira_breaker_open"} {

@@ -197,9 +197,12 @@ type outcome struct {
 }
 
 // deliver sends text to the end user once: the effect id (a comment, a status change) is claimed
-// first, and an attempt that finds an earlier one interrupted checks the conversation before
-// sending again. An internal note about a failed delivery is part of the effect: if writing it
-// fails, Jira's redelivery writes it without sending anything again.
+// first. A send whose answer was lost (connectors.InDoubt) keeps its claim, in doubt: the next
+// attempt (Jira's redelivery) takes it over and looks for the message in the conversation
+// before sending, as does an attempt that finds an earlier one interrupted. Only a send that
+// provably did nothing (refused, or never sent) gives the claim up. An internal note about a
+// failed delivery is part of the effect: if writing it fails, Jira's redelivery writes it
+// without sending anything again, after checking that the first try did not land.
 func (s *Service) deliver(ctx context.Context, link Link, effect, text string, values map[string]string) (Result, error) {
 	until, _ := s.leaseTimes(ctx)
 	claim, err := s.Store.ClaimWork(ctx, "jout", effect, owner(ctx), until, s.now().Add(effectGuardTTL))
@@ -212,7 +215,8 @@ func (s *Service) deliver(ctx context.Context, link Link, effect, text string, v
 	case Completed:
 		d := claim.Data
 		if d["note"] != "" && d["noted"] != "true" {
-			if err := s.addInternal(ctx, link.RequestKey, d["note"]); err != nil {
+			// The earlier attempt's note may have landed before it failed: look first.
+			if err := s.addInternalOnce(ctx, link.RequestKey, d["note"], refMarker(effect), true); err != nil {
 				return Result{}, err
 			}
 			d["noted"] = "true"
@@ -222,17 +226,24 @@ func (s *Service) deliver(ctx context.Context, link Link, effect, text string, v
 		}
 		return Result{Status: d["status"], Reason: d["reason"], MessageID: d["message_id"], RequestKey: link.RequestKey}, nil
 	}
+	// inDoubt: something may already have reached the end user, so the claim must survive a
+	// failure of this attempt.
+	inDoubt := claim.TakenOver
 	var out outcome
 	if claim.TakenOver {
-		if id, err := s.alreadySent(ctx, link, text, claim.Started); err != nil {
-			return Result{}, s.release(ctx, effect, err)
-		} else if id != "" {
+		observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "reply"))
+		id, err := s.alreadySent(ctx, link, text, claim.Started)
+		if err != nil {
+			return Result{}, s.unclaim(ctx, effect, inDoubt, err)
+		}
+		if id != "" {
+			slog.WarnContext(ctx, "the reply an earlier attempt sent was found in the conversation; not sent again", "message_id", id)
 			out = outcome{status: StatusSent, messageID: id, conversationID: link.ConversationID}
 		}
 	}
 	if out.status == "" {
 		if out, err = s.send(ctx, link, text, values); err != nil {
-			return Result{}, s.release(ctx, effect, err)
+			return Result{}, s.unclaim(ctx, effect, inDoubt || connectors.InDoubt(err), err)
 		}
 	}
 	if out.conversationID != "" && out.conversationID != link.ConversationID {
@@ -240,10 +251,14 @@ func (s *Service) deliver(ctx context.Context, link Link, effect, text string, v
 			slog.WarnContext(ctx, "new conversation id not recorded", "error", err.Error())
 		}
 	}
+	if out.note != "" {
+		out.note += "\n" + refMarker(effect)
+	}
 	data := map[string]string{"status": out.status, "reason": out.reason, "message_id": out.messageID, "note": out.note}
 	if err := s.Store.CompleteWork(ctx, "jout", effect, s.now().Add(effectGuardTTL), data); err != nil {
-		// Sent, but not recorded: say so loudly rather than risk a second send by failing.
-		slog.ErrorContext(ctx, "reply sent but its guard was not written; a redelivery may send it again", "error", err.Error())
+		// Sent, but not recorded: the claim stays in progress and expires, and the next
+		// attempt takes it over and finds the message in the conversation.
+		slog.ErrorContext(ctx, "reply sent but its guard was not completed; a redelivery checks the conversation first", "error", err.Error())
 	}
 	reason := out.reason
 	if reason == "" {
@@ -259,7 +274,7 @@ func (s *Service) deliver(ctx context.Context, link Link, effect, text string, v
 	}
 	if out.note != "" {
 		if err := s.addInternal(ctx, link.RequestKey, out.note); err != nil {
-			return Result{}, err // redelivery adds the note (see Completed above)
+			return Result{}, err // redelivery adds the note, after looking for it (see Completed above)
 		}
 		data["noted"] = "true"
 		_ = s.Store.CompleteWork(ctx, "jout", effect, s.now().Add(effectGuardTTL), data)
@@ -267,15 +282,31 @@ func (s *Service) deliver(ctx context.Context, link Link, effect, text string, v
 	return Result{Status: out.status, Reason: out.reason, MessageID: out.messageID, RequestKey: link.RequestKey}, nil
 }
 
-func (s *Service) release(ctx context.Context, effect string, cause error) error {
-	if err := s.Store.ReleaseWork(context.WithoutCancel(ctx), "jout", effect, owner(ctx)); err != nil {
+// refMarker names an effect in the internal notes written about it, so a note whose answer was
+// lost is found again rather than written twice.
+func refMarker(effect string) string { return "(cxbridge ref " + effect + ")" }
+
+// unclaim ends a failed attempt's claim: released when the work provably did nothing, so a
+// redelivery starts afresh, or left in doubt, so the redelivery checks first.
+func (s *Service) unclaim(ctx context.Context, effect string, inDoubt bool, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	if inDoubt {
+		observe.MetricsFrom(ctx).Count("WriteInDoubt", 1, observe.D("Write", "reply"))
+		if err := s.Store.DoubtWork(ctx, "jout", effect, owner(ctx)); err != nil {
+			slog.WarnContext(ctx, "effect claim not marked in doubt; its lease expires and the next attempt checks first anyway", "error", err.Error())
+		}
+		return cause
+	}
+	if err := s.Store.ReleaseWork(ctx, "jout", effect, owner(ctx)); err != nil {
 		slog.WarnContext(ctx, "effect claim not released; it expires by itself", "error", err.Error())
 	}
 	return cause
 }
 
-// alreadySent looks for the text among the conversation's sent messages since an interrupted
-// attempt began, and returns the message id when it finds it.
+// alreadySent looks among the conversation's sent messages, since an attempt in doubt began, for
+// what this reply may have become: the text itself, or the window template (sent instead when
+// the WhatsApp window was closed). It returns the message id when it finds one. The message list
+// is a consistent read; its order is not documented, so both ends are read.
 func (s *Service) alreadySent(ctx context.Context, link Link, text string, since time.Time) (string, error) {
 	const page = 50
 	var first messagebird.MessageList
@@ -303,8 +334,15 @@ func (s *Service) alreadySent(ctx context.Context, link Link, text string, since
 		}
 		items = append(items, last.Items...)
 	}
+	template := ""
+	if s.Config.WindowTemplate != nil {
+		template = s.Config.WindowTemplate.Name
+	}
 	for _, m := range items {
-		if m.Direction == messagebird.DirectionSent && m.Content.Text == text && !m.CreatedDatetime.Before(since.Add(-time.Minute)) {
+		if m.Direction != messagebird.DirectionSent || m.CreatedDatetime.Before(since.Add(-time.Minute)) {
+			continue
+		}
+		if m.Content.Text == text || (template != "" && m.Content.HSM != nil && m.Content.HSM.TemplateName == template) {
 			return m.ID, nil
 		}
 	}
@@ -330,7 +368,8 @@ func (s *Service) send(ctx context.Context, link Link, text string, values map[s
 		out, err := s.outsideWindow(ctx, link, values)
 		out.failedID = msg.ID
 		return out, err
-	case connectors.IsOutage(err), errors.Is(err, breaker.ErrOpen):
+	case connectors.InDoubt(err), connectors.IsOutage(err), errors.Is(err, breaker.ErrOpen):
+		// Unknown (it may have reached the end user) or worth another try later.
 		return outcome{}, err
 	}
 	// Refused: a rejected message, bad credentials, an unknown conversation. The agent must know.
@@ -370,7 +409,7 @@ func (s *Service) outsideWindow(ctx context.Context, link Link, values map[strin
 	case err == nil:
 		return outcome{status: StatusTemplateSent, reason: "outside_window", messageID: msg.ID, conversationID: msg.ConversationID,
 			note: fmt.Sprintf("This reply was not delivered as written: %s. The template %q was sent instead; the customer sees the reply once they write again.", why, t.Name)}, nil
-	case connectors.IsOutage(err), errors.Is(err, breaker.ErrOpen):
+	case connectors.InDoubt(err), connectors.IsOutage(err), errors.Is(err, breaker.ErrOpen):
 		return outcome{}, err
 	}
 	return outcome{status: StatusNotDelivered, reason: "outside_window", messageID: msg.ID, failedID: msg.ID,
@@ -419,5 +458,8 @@ func deliveryNote(_ Config, link Link, failure error, messageID string) string {
 	if errors.Is(failure, messagebird.ErrOutsideWindow) {
 		why = "it was outside WhatsApp's 24-hour window (the customer last wrote " + link.LastInbound.UTC().Format("2006-01-02 15:04 UTC") + ")"
 	}
-	return "A message to the customer was not delivered: " + why + ". (MessageBird message " + messageID + ")"
+	return "A message to the customer was not delivered: " + why + ". " + messageMarker(messageID)
 }
+
+// messageMarker names a MessageBird message in the internal notes written about it.
+func messageMarker(messageID string) string { return "(MessageBird message " + messageID + ")" }

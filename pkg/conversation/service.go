@@ -44,6 +44,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 // Routes the service answers.
@@ -65,6 +66,7 @@ type Jira interface {
 	GetComment(ctx context.Context, issueIDOrKey, commentID string) (*jira.IssueComment, error)
 	EditComment(ctx context.Context, issueIDOrKey, commentID string, doc json.RawMessage) (*jira.IssueComment, error)
 	Attach(ctx context.Context, serviceDeskID, issueIDOrKey string, public bool, comment string, files ...jira.File) (*jira.AttachmentResult, error)
+	ListAttachments(ctx context.Context, issueIDOrKey string) ([]jira.Attachment, error)
 	Myself(ctx context.Context) (jira.User, error)
 }
 
@@ -213,14 +215,32 @@ func (s *Service) failure(ctx context.Context, source string, err error) apigw.R
 	slog.Log(ctx, level, "webhook not processed; the sender will deliver it again", "source", source, "reason", reason, "error", err.Error())
 	resp := apigw.Response{Status: status, Body: Result{Status: StatusRetry, Reason: reason, Message: connectors.Truncate(err.Error(), 300)}}
 	if status == http.StatusServiceUnavailable {
-		resp.Headers = map[string]string{"Retry-After": "30"}
+		wait := 30
+		var ve *VerifyingError
+		if errors.As(err, &ve) {
+			wait = max(int(time.Until(ve.Until).Seconds())+1, 1)
+		}
+		resp.Headers = map[string]string{"Retry-After": strconv.Itoa(wait)}
 	}
 	return resp
 }
 
+// VerifyingError: a request create whose outcome is unknown may have landed, and search may not
+// show it before Until: the webhook answers 503 with Retry-After, and the redelivery looks again.
+type VerifyingError struct{ Until time.Time }
+
+func (e *VerifyingError) Error() string {
+	return "a request an earlier attempt may have created is not visible to search yet; looking again after " + e.Until.UTC().Format(time.RFC3339)
+}
+
 func classify(err error) (int, string) {
 	var ce *connectors.Error
+	var ve *VerifyingError
 	switch {
+	case errors.As(err, &ve):
+		return http.StatusServiceUnavailable, "verifying"
+	case store.Unavailable(err):
+		return http.StatusServiceUnavailable, "state_unavailable"
 	case errors.Is(err, ErrBusy), errors.Is(err, ErrLeaseLost):
 		return http.StatusServiceUnavailable, "busy"
 	case errors.Is(err, breaker.ErrOpen):
@@ -231,6 +251,8 @@ func classify(err error) (int, string) {
 		switch {
 		case ce.Kind == connectors.KindConfig:
 			return http.StatusInternalServerError, ce.System + "_configuration"
+		case ce.Kind == connectors.KindRateLimited:
+			return http.StatusServiceUnavailable, ce.System + "_rate_limited"
 		case ce.Retryable():
 			return http.StatusServiceUnavailable, ce.System + "_unavailable"
 		default:

@@ -50,10 +50,14 @@ type Link struct {
 	Generation      int    // how many requests this contact has had
 	CreationToken   string // the idempotency label of the request being created
 	CreationMessage string // the message that started the creation
-	ConversationID  string
-	ChannelID       string
-	Platform        string
-	LastInbound     time.Time
+	// CreationSince is the latest moment an attempt may have created the request (set before
+	// the create is sent, to when that attempt's lease ends): until SearchLag after it, a
+	// request not found by its label is not created again.
+	CreationSince  time.Time
+	ConversationID string
+	ChannelID      string
+	Platform       string
+	LastInbound    time.Time
 	// Phase is description until the agent's first public comment (or until the description is
 	// full); then messages go to CommentID, the latest end-user comment, as long as it was
 	// started after the latest agent reply (CommentAfter == AgentReply).
@@ -127,6 +131,7 @@ func decodeLink(item map[string]types.AttributeValue) Link {
 		Generation:      int(store.Int(item, "generation")),
 		CreationToken:   store.String(item, "creation_token"),
 		CreationMessage: store.String(item, "creation_message"),
+		CreationSince:   store.Time(item, "creation_since"),
 		ConversationID:  store.String(item, "conversation_id"),
 		ChannelID:       store.String(item, "channel_id"),
 		Platform:        store.String(item, "platform"),
@@ -171,13 +176,16 @@ func (l Link) attrs() map[string]types.AttributeValue {
 	if !l.LastInbound.IsZero() {
 		m["last_inbound"] = store.N(l.LastInbound.UnixMilli())
 	}
+	if !l.CreationSince.IsZero() {
+		m["creation_since"] = store.N(l.CreationSince.UnixMilli())
+	}
 	return m
 }
 
 // linkFields are the attributes a Save rewrites: everything but the key and the lease.
 var linkFields = []string{"contact_id", "state", "request_key", "service_desk_id", "creation_token", "creation_message", "conversation_id",
 	"channel_id", "platform", "phase", "comment_id", "comment_after", "agent_reply", "customer_account_id", "contact_name", "closed_reason",
-	"generation", "last_inbound"}
+	"generation", "last_inbound", "creation_since"}
 
 // update builds "SET a = :a, ... REMOVE b, ..." over attribute name placeholders.
 type update struct {
@@ -353,7 +361,7 @@ func (l *Lease) Save(ctx context.Context, link Link) error {
 func (l *Lease) Open(ctx context.Context, link Link) error {
 	link.ContactID = l.contact
 	link.State = StateOpen
-	link.CreationToken, link.CreationMessage = "", ""
+	link.CreationToken, link.CreationMessage, link.CreationSince = "", "", time.Time{}
 	u := newUpdate().link(link, true)
 	u.value("me", store.S(l.owner))
 	upd := u.input(l.s.Table, contactKey(l.contact), "lease_owner = :me")
@@ -530,14 +538,19 @@ const (
 type ClaimInfo struct {
 	Claim Claim
 	// TakenOver: an earlier attempt claimed the work and did not finish it; it may have done
-	// part of it (a message may have gone out before it died).
+	// part of it (a message may have gone out before it died, or its answer was lost).
 	TakenOver bool
-	Started   time.Time // when the earlier attempt claimed it
-	Data      map[string]string
+	// Started is when the first attempt that may have done the work began: on a takeover the
+	// earlier attempt's start, kept across any number of takeovers, so a check for what it did
+	// looks back far enough.
+	Started time.Time
+	Data    map[string]string
 }
 
 // ClaimWork is the first phase of a two-phase guard: INPROGRESS with a lease until leaseUntil.
-// Complete it when the work is done, Release it when the work failed and may be redone.
+// Complete it when the work is done; Release it when the work failed and provably did nothing;
+// Doubt it when the work may have been done (a write whose answer was lost), so the next
+// attempt takes it over and checks first.
 func (s *Store) ClaimWork(ctx context.Context, kind, id, owner string, leaseUntil, expires time.Time) (ClaimInfo, error) {
 	now := s.now()
 	item := guardKey(kind, id)
@@ -546,29 +559,58 @@ func (s *Store) ClaimWork(ctx context.Context, kind, id, owner string, leaseUnti
 	item["lease_until"] = store.N(leaseUntil.UnixMilli())
 	item["started"] = store.N(now.UnixMilli())
 	item[store.ExpiresAt] = store.N(expires.Unix())
-	out, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item,
-		ConditionExpression:                 aws.String("attribute_not_exists(pk) OR expires_at < :nows OR (#status = :inprogress AND lease_until < :now)"),
-		ExpressionAttributeNames:            map[string]string{"#status": "status"},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": store.N(now.UnixMilli()), ":nows": store.N(now.Unix()), ":inprogress": store.S("INPROGRESS")},
-		ReturnValues:                        types.ReturnValueAllOld,
+	_, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.Table), Item: item,
+		ConditionExpression:                 aws.String("attribute_not_exists(pk) OR expires_at < :nows"),
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":nows": store.N(now.Unix())},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	switch {
-	case errors.As(err, &ccf):
-		info := ClaimInfo{Claim: Busy, Started: store.Time(ccf.Item, "started"), Data: guardData(ccf.Item)}
-		if store.String(ccf.Item, "status") == "COMPLETED" {
-			info.Claim = Completed
-		}
-		return info, nil
-	case err != nil:
+	case err == nil:
+		return ClaimInfo{Claim: Claimed, Started: time.UnixMilli(now.UnixMilli()).UTC()}, nil // as stored
+	case !errors.As(err, &ccf):
 		return ClaimInfo{}, fmt.Errorf("claim %s %s: %w", kind, id, err)
 	}
-	info := ClaimInfo{Claim: Claimed}
-	if old := out.Attributes; store.String(old, "status") == "INPROGRESS" && store.Int(old, store.ExpiresAt) >= now.Unix() {
-		info.TakenOver, info.Started = true, store.Time(old, "started")
+	old := ccf.Item
+	info := ClaimInfo{Claim: Busy, Started: store.Time(old, "started"), Data: guardData(old)}
+	if store.String(old, "status") == "COMPLETED" {
+		info.Claim = Completed
+		return info, nil
 	}
+	if store.Int(old, "lease_until") >= now.UnixMilli() {
+		return info, nil // its owner is still at it
+	}
+	// An attempt that did not finish: take it over, keeping when it started.
+	_, err = s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(s.Table), Key: guardKey(kind, id),
+		UpdateExpression:          aws.String("SET #owner = :owner, lease_until = :until, expires_at = :exp"),
+		ConditionExpression:       aws.String("#status = :inprogress AND lease_until < :now"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status", "#owner": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": store.S(owner), ":until": store.N(leaseUntil.UnixMilli()), ":exp": store.N(expires.Unix()), ":inprogress": store.S("INPROGRESS"), ":now": store.N(now.UnixMilli())},
+	})
+	if isConditionFailed(err) {
+		return info, nil // another attempt took it over (or finished it) first: Busy
+	}
+	if err != nil {
+		return ClaimInfo{}, fmt.Errorf("take over %s %s: %w", kind, id, err)
+	}
+	info.Claim, info.TakenOver = Claimed, true
 	return info, nil
+}
+
+// DoubtWork ends this invocation's claim without releasing it: the work may have been done
+// (a write whose answer was lost), so the next attempt takes it over at once and checks what
+// happened before doing anything. Started is kept.
+func (s *Store) DoubtWork(ctx context.Context, kind, id, owner string) error {
+	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(s.Table), Key: guardKey(kind, id),
+		UpdateExpression:          aws.String("SET lease_until = :zero, doubt_at = :now"),
+		ConditionExpression:       aws.String("#status = :inprogress AND #owner = :me"),
+		ExpressionAttributeNames:  map[string]string{"#status": "status", "#owner": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": store.N(0), ":now": store.N(s.now().UnixMilli()), ":inprogress": store.S("INPROGRESS"), ":me": store.S(owner)},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return fmt.Errorf("mark %s %s in doubt: %w", kind, id, err)
+	}
+	return nil
 }
 
 // CompleteWork is the second phase: the work is done; data is kept with the guard.
@@ -610,17 +652,18 @@ func guardData(item map[string]types.AttributeValue) map[string]string {
 // MessageProgress is how far an inbound message got: a redelivery after a failure resumes
 // where the last attempt stopped, so nothing is added twice.
 type MessageProgress struct {
-	Attempt   int  // this attempt's number, from 1
-	TextDone  bool // the text is in the description or a comment
-	MediaDone bool // the attachment is attached, or its failure reported
+	Attempt   int       // this attempt's number, from 1
+	Started   time.Time // when the first attempt began: nothing it wrote is older
+	TextDone  bool      // the text is in the description or a comment
+	MediaDone bool      // the attachment is attached, or its failure reported
 	Done      bool
 }
 
 // BeginMessage counts an attempt at a message and returns its progress.
 func (s *Store) BeginMessage(ctx context.Context, messageID string, expires time.Time) (MessageProgress, error) {
 	u := newUpdate().set(store.ExpiresAt, store.N(expires.Unix()))
-	u.sets = append(u.sets, "attempts = if_not_exists(attempts, :zero) + :one")
-	u.values[":zero"], u.values[":one"] = store.N(0), store.N(1)
+	u.sets = append(u.sets, "attempts = if_not_exists(attempts, :zero) + :one", "first_at = if_not_exists(first_at, :first)")
+	u.values[":zero"], u.values[":one"], u.values[":first"] = store.N(0), store.N(1), store.N(s.now().UnixMilli())
 	in := u.input(s.Table, guardKey("mbmsg", messageID), "")
 	in.ReturnValues = types.ReturnValueAllNew
 	out, err := s.DB.UpdateItem(ctx, in)
@@ -628,7 +671,8 @@ func (s *Store) BeginMessage(ctx context.Context, messageID string, expires time
 		return MessageProgress{}, fmt.Errorf("record message %s: %w", messageID, err)
 	}
 	a := out.Attributes
-	return MessageProgress{Attempt: int(store.Int(a, "attempts")), TextDone: store.Bool(a, "text_done"), MediaDone: store.Bool(a, "media_done"), Done: store.String(a, "status") == "COMPLETED"}, nil
+	return MessageProgress{Attempt: int(store.Int(a, "attempts")), Started: store.Time(a, "first_at"), TextDone: store.Bool(a, "text_done"),
+		MediaDone: store.Bool(a, "media_done"), Done: store.String(a, "status") == "COMPLETED"}, nil
 }
 
 // MessageStep records a finished step ("text_done", "media_done") or the whole message

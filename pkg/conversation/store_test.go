@@ -118,3 +118,40 @@ func TestSaveUnderLeaseKeepsWhatTheJiraSideWrote(t *testing.T) {
 		t.Fatalf("link reopened: %+v", l)
 	}
 }
+
+// TestClaimInDoubtIsTakenOverAtOnceAndKeepsItsStart: a send whose answer was lost leaves its
+// claim in doubt; the next attempt takes it over at once, and however many attempts take it
+// over, Started stays the first attempt's, so the check for what it sent looks back far enough.
+func TestClaimInDoubtIsTakenOverAtOnceAndKeepsItsStart(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	exp := time.Now().Add(time.Hour)
+	first, err := s.ClaimWork(ctx, "jout", "comment-1", "a", time.Now().Add(time.Minute), exp)
+	if err != nil || first.Claim != conversation.Claimed {
+		t.Fatalf("%+v %v", first, err)
+	}
+	if err := s.DoubtWork(ctx, "jout", "comment-1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	started := first.Started
+	for i, owner := range []string{"b", "c"} {
+		time.Sleep(5 * time.Millisecond)
+		over, err := s.ClaimWork(ctx, "jout", "comment-1", owner, time.Now().Add(time.Minute), exp)
+		if err != nil || over.Claim != conversation.Claimed || !over.TakenOver {
+			t.Fatalf("takeover %d: %+v %v", i+1, over, err)
+		}
+		if !over.Started.Equal(started) {
+			t.Fatalf("takeover %d: started %s, want the first attempt's %s", i+1, over.Started, started)
+		}
+		if busy, _ := s.ClaimWork(ctx, "jout", "comment-1", "x", time.Now().Add(time.Minute), exp); busy.Claim != conversation.Busy {
+			t.Fatalf("while %s holds it: %+v", owner, busy)
+		}
+		if err := s.DoubtWork(ctx, "jout", "comment-1", owner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only the holder can put it in doubt.
+	if err := s.DoubtWork(ctx, "jout", "comment-1", "a"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -64,6 +64,12 @@ type world struct {
 
 func newWorld(t testing.TB, opts ...func(*conversation.Config)) *world {
 	t.Helper()
+	return newWorldWith(t, jiratest.Config{}, opts...)
+}
+
+// newWorldWith is newWorld with a Jira fake configured beyond the credentials (search lag...).
+func newWorldWith(t testing.TB, jcfg jiratest.Config, opts ...func(*conversation.Config)) *world {
+	t.Helper()
 	w := &world{t: t}
 	// The API Gateway stand-in closes last: the fakes' asynchronous deliveries still reach it.
 	w.hook = httptest.NewServer(http.HandlerFunc(w.gateway))
@@ -71,7 +77,8 @@ func newWorld(t testing.TB, opts ...func(*conversation.Config)) *world {
 
 	w.mb = messagebirdtest.New(accessKey, signingKey)
 	t.Cleanup(w.mb.Close)
-	w.jira = jiratest.New(jiratest.Config{Email: "bot@example.com", APIToken: "jira-token"})
+	jcfg.Email, jcfg.APIToken = "bot@example.com", "jira-token"
+	w.jira = jiratest.New(jcfg)
 	t.Cleanup(w.jira.Close)
 	w.secrets = secretstest.New(map[string]string{
 		"cxbridge/messagebird": `{"accessKey":"` + accessKey + `","signingKey":"` + signingKey + `"}`,
@@ -97,7 +104,7 @@ func newWorld(t testing.TB, opts ...func(*conversation.Config)) *world {
 	}
 	sec := secrets.New(w.secrets.Client())
 	guard := func(name string) *breaker.Breaker {
-		return breaker.New(w.db, tables.State, breaker.Settings{Name: name, Threshold: 50, OpenFor: time.Minute, StoreTimeout: 5 * time.Second}) // generous: DynamoDB Local is slow on a loaded machine
+		return breaker.New(w.db, tables.State, breaker.Settings{Name: name, Threshold: 50, OpenFor: time.Minute})
 	}
 	w.svc = &conversation.Service{
 		Config:         cfg,

@@ -10,6 +10,11 @@
 // dynamotest.Main from TestMain to stop the instance at the end. Setting
 // CXBRIDGE_DYNAMODB_ENDPOINT makes every test binary use that instance instead of starting
 // its own JVM (useful when running many packages by hand; `make test` lets each start its own).
+//
+// A test of what happens when the state store hangs starts an instance of its own
+// (StartPrivate) and freezes it with Pause: the JVM stops (SIGSTOP) but its port still accepts
+// connections, as a stalled DynamoDB endpoint does. Requests sent meanwhile are executed when
+// Resume thaws it.
 package dynamotest
 
 import (
@@ -18,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +68,9 @@ type Local struct {
 	exited   chan struct{}
 	waitErr  error
 	stopOnce sync.Once
+
+	pauseMu sync.Mutex
+	paused  bool
 }
 
 // Start starts DynamoDB Local on a free port, or reuses the instance CXBRIDGE_DYNAMODB_ENDPOINT
@@ -80,6 +87,12 @@ func Start() (*Local, error) {
 		}
 		return l, nil
 	}
+	return StartPrivate()
+}
+
+// StartPrivate starts a DynamoDB Local of this process's own on a free port, even when
+// CXBRIDGE_DYNAMODB_ENDPOINT names a shared one: an instance a test may Pause. Stop it with Stop.
+func StartPrivate() (*Local, error) {
 	java, err := exec.LookPath("java")
 	if err != nil {
 		return nil, errors.New("dynamotest: java not found in PATH; DynamoDB Local needs Java 17 or newer " +
@@ -147,23 +160,87 @@ func launch(java, lib string) (*Local, error) {
 	if err := <-started; err != nil {
 		return nil, fmt.Errorf("dynamotest: start %s: %w", java, err)
 	}
+	l.client = newClient(l.endpoint)
 	if err := l.waitReady(startTimeout); err != nil {
 		l.Stop()
 		return nil, err
 	}
 	l.StartedIn = time.Since(began)
-	l.client = newClient(l.endpoint)
+	if err := l.warmUp(); err != nil {
+		l.Stop()
+		return nil, err
+	}
 	return l, nil
 }
 
-// waitReady polls until DynamoDB Local answers HTTP (any status), the JVM exits, or timeout.
+// warmUp runs each kind of call the functions make once, on a table of its own that it then
+// deletes: a fresh JVM takes hundreds of milliseconds, on a busy machine seconds, to answer the
+// first call of each kind (class loading, the JIT), which the first test would otherwise pay
+// inside its own budgets.
+func (l *Local) warmUp() error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	db, name := l.client, aws.String("cxbridge-warm-up")
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	key := map[string]types.AttributeValue{"pk": s("a"), "sk": s("b")}
+	steps := []func() error{
+		func() error {
+			_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: name, BillingMode: types.BillingModePayPerRequest,
+				AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}, {AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS}},
+				KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}, {AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange}}})
+			return err
+		},
+		func() error {
+			_, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: name, Item: key, ConditionExpression: aws.String("attribute_not_exists(pk)"), ReturnValues: types.ReturnValueAllOld})
+			return err
+		},
+		func() error {
+			_, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: name, Key: key, ConsistentRead: aws.Bool(true)})
+			return err
+		},
+		func() error {
+			_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: name, Key: key, UpdateExpression: aws.String("SET n = :one"),
+				ConditionExpression: aws.String("attribute_not_exists(n)"), ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}},
+				ReturnValues: types.ReturnValueAllNew, ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld})
+			return err
+		},
+		func() error {
+			_, err := db.Query(ctx, &dynamodb.QueryInput{TableName: name, KeyConditionExpression: aws.String("pk = :pk AND sk <= :sk"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":pk": s("a"), ":sk": s("z")}, ConsistentRead: aws.Bool(true)})
+			return err
+		},
+		func() error {
+			_, err := db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+				{Put: &types.Put{TableName: name, Item: map[string]types.AttributeValue{"pk": s("t"), "sk": s("1")}, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+				{Delete: &types.Delete{TableName: name, Key: key}},
+			}})
+			return err
+		},
+		func() error {
+			_, err := db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: name})
+			return err
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return fmt.Errorf("dynamotest: warm up DynamoDB Local: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitReady polls until DynamoDB Local answers as DynamoDB (ListTables succeeds), the JVM
+// exits, or timeout. Any HTTP answer is not enough: another server of the same machine can take
+// the port between freePort and the JVM's bind, and then answers instead (the JVM exits with
+// "Address already in use", which launch retries).
 func (l *Local) waitReady(timeout time.Duration) error {
-	hc := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
+	noRetry := func(o *dynamodb.Options) { o.RetryMaxAttempts = 1 }
 	for {
-		resp, err := hc.Get(l.endpoint)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := l.client.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)}, noRetry)
+		cancel()
 		if err == nil {
-			resp.Body.Close()
 			return nil
 		}
 		select {
@@ -229,17 +306,68 @@ func (l *Local) Output() string {
 	return l.out.String()
 }
 
-// Stop kills the JVM (the data is in memory only). A reused instance is left running.
+// Stop kills the JVM (the data is in memory only), resuming it first if it is paused, so
+// nothing is left stopped. A reused instance is left running.
 func (l *Local) Stop() {
 	if l.cmd == nil {
 		return
 	}
 	l.stopOnce.Do(func() {
 		if l.cmd.Process != nil {
+			_ = l.Resume()
 			_ = l.cmd.Process.Kill()
 			<-l.exited
 		}
 	})
+}
+
+// Pause freezes the JVM (SIGSTOP): connections are still accepted, requests are read by nobody
+// and answered by nobody until Resume, and then executed. Only an instance this process started
+// can be paused; Stop resumes a paused one before it kills it.
+func (l *Local) Pause() error {
+	if l.cmd == nil || l.cmd.Process == nil {
+		return errors.New("dynamotest: only an instance this process started can be paused, not one named by " + EndpointEnv + " (use StartPrivate)")
+	}
+	l.pauseMu.Lock()
+	defer l.pauseMu.Unlock()
+	select {
+	case <-l.exited:
+		return fmt.Errorf("dynamotest: DynamoDB Local has exited (%v)", l.waitErr)
+	default:
+	}
+	if l.paused {
+		return nil
+	}
+	if err := stopProcess(l.cmd.Process); err != nil {
+		return fmt.Errorf("dynamotest: pause DynamoDB Local: %w", err)
+	}
+	l.paused = true
+	return nil
+}
+
+// Resume thaws a paused JVM (SIGCONT); the requests that arrived meanwhile run now. Resuming an
+// instance that is not paused does nothing.
+func (l *Local) Resume() error {
+	if l.cmd == nil || l.cmd.Process == nil {
+		return errors.New("dynamotest: only an instance this process started can be resumed")
+	}
+	l.pauseMu.Lock()
+	defer l.pauseMu.Unlock()
+	if !l.paused {
+		return nil
+	}
+	if err := continueProcess(l.cmd.Process); err != nil {
+		return fmt.Errorf("dynamotest: resume DynamoDB Local: %w", err)
+	}
+	l.paused = false
+	return nil
+}
+
+// Paused reports whether the instance is paused.
+func (l *Local) Paused() bool {
+	l.pauseMu.Lock()
+	defer l.pauseMu.Unlock()
+	return l.paused
 }
 
 // Tables holds the physical names of the template's tables in one set.

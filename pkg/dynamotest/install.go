@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -101,4 +102,24 @@ func installed(dir, want string) (string, bool) {
 	}
 	sort.Strings(jars)
 	return filepath.Dir(jars[len(jars)-1]), true
+}
+
+// NeedsInstall reports whether Start will first install DynamoDB Local with npm (a minute or
+// two on a fresh machine, once), and the version it would install, so callers can say so
+// before the wait.
+func NeedsInstall() (bool, string) {
+	if strings.TrimSpace(os.Getenv(EndpointEnv)) != "" {
+		return false, ""
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return false, ""
+	}
+	dir := filepath.Join(root, "pkg", "dynamotest")
+	want, err := pinnedVersion(dir)
+	if err != nil {
+		return false, ""
+	}
+	_, ok := installed(dir, want)
+	return !ok, want
 }

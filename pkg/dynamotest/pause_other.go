@@ -2,12 +2,12 @@
 
 package dynamotest
 
-import "errors"
+import (
+	"errors"
+	"os"
+)
 
-var errNoPause = errors.New("dynamotest: pausing DynamoDB Local needs SIGSTOP (unix only)")
+var errNoPause = errors.New("dynamotest: pausing DynamoDB Local needs SIGSTOP, which this OS lacks")
 
-// Pause is not available on this platform.
-func (l *Local) Pause() error { return errNoPause }
-
-// Resume is not available on this platform.
-func (l *Local) Resume() error { return errNoPause }
+func stopProcess(*os.Process) error     { return errNoPause }
+func continueProcess(*os.Process) error { return errNoPause }

@@ -29,6 +29,8 @@ package escalation
 
 import (
 	"time"
+
+	"github.com/cxbridge/cxbridge/pkg/apigw"
 )
 
 // Trigger is why an escalation was raised.
@@ -88,6 +90,7 @@ const (
 	ReasonRejected          = "rejected"           // 400/404/409: the target refused the content
 	ReasonConfiguration     = "configuration"      // missing secret or setting
 	ReasonOutboxUnavailable = "outbox_unavailable" // the outbox could not be written
+	ReasonStateUnavailable  = "state_unavailable"  // the target cannot take it and the state store cannot queue it
 	ReasonMaxAge            = "max_age"            // still undelivered after ESCALATION_MAX_AGE_MINUTES
 	ReasonBelowThreshold    = "below_threshold"
 )
@@ -123,6 +126,11 @@ type Escalation struct {
 	OccurredAt        time.Time `json:"occurredAt"` // UTC
 	ReceivedAt        time.Time `json:"receivedAt"` // UTC
 	Masked            int       `json:"masked"`     // spans masked in the free text
+	// Warnings name the inputs that were dropped or shortened ("<input>: <problem>"); the
+	// ticket lists them too, so an agent knows what is missing.
+	Warnings []string `json:"warnings,omitempty"`
+
+	warnings apigw.Warnings // the same, for metrics
 }
 
 // Result is the answer to the data action. Every field is always present, so a Genesys output
@@ -138,6 +146,9 @@ type Result struct {
 	Reason          string `json:"reason"`
 	CatastropheMode bool   `json:"catastropheMode"`
 	EscalationID    string `json:"escalationId"`
+	// Warnings name the inputs of this request that were dropped or shortened, each
+	// "<input>: <problem>"; empty when there were none.
+	Warnings []string `json:"warnings"`
 }
 
 // Ticket is what a target delivered.

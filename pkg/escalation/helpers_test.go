@@ -26,6 +26,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/escalation"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/ratelimit"
 	"github.com/cxbridge/cxbridge/pkg/secrets"
 	"github.com/cxbridge/cxbridge/pkg/secrets/secretstest"
 )
@@ -61,7 +62,7 @@ func (c *clock) Jump(d time.Duration) { c.offset.Add(int64(d)) }
 // env is one deployment of create-escalation and escalation-redrive, wired exactly as the
 // functions wire it, against wire-level fakes and DynamoDB Local.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	svc     *escalation.Service
 	jira    *jiratest.Server
 	sn      *servicenowtest.Server
@@ -80,11 +81,17 @@ func (e *env) build() {
 	e.t.Helper()
 	r := config.FromMap(e.vars)
 	cfg := escalation.LoadConfig(r)
+	limitCfg := ratelimit.LoadConfig(r)
 	if err := r.Err(); err != nil {
 		e.t.Fatalf("configuration: %v", err)
 	}
 	sec := secrets.New(e.secrets.Client())
-	svc, err := escalation.New(cfg, escalation.Deps{DB: e.db, Secrets: sec, Breaker: e.bs, Now: e.clock.Now})
+	// The shared rate limits are wired as boot wires them (they keep real time), with a store
+	// timeout for DynamoDB Local on a loaded machine rather than DynamoDB: a limiter failing
+	// open would hide what the tests check (its fail-open is tested in pkg/ratelimit).
+	limitCfg.StoreTimeout = 30 * time.Second
+	limits := limitCfg.Limits(e.db, cfg.StateTable)
+	svc, err := escalation.New(cfg, escalation.Deps{DB: e.db, Secrets: sec, Limits: limits, Breaker: e.bs, Now: e.clock.Now})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -113,11 +120,10 @@ func with(k, v string) setting {
 	return func(vars map[string]string, _ *jiratest.Config, _ *breaker.Settings) { vars[k] = v }
 }
 
-func newEnv(t *testing.T, settings ...setting) *env {
+func newEnv(t testing.TB, settings ...setting) *env {
 	t.Helper()
 	jcfg := jiratest.Config{Email: jiraEmail, APIToken: jiraToken, ClientID: jiraClient, ClientSecret: jiraSecret, ServiceDesks: desks()}
-	// StoreTimeout above the 250 ms default: a busy machine must not fail the breaker open.
-	bs := breaker.Settings{Threshold: 3, OpenFor: time.Minute, CacheMaxAge: -1, StoreTimeout: 2 * time.Second}
+	bs := breaker.Settings{Threshold: 3, OpenFor: time.Minute, CacheMaxAge: -1}
 	vars := map[string]string{
 		"JIRA_PROJECTS":           "SUPP=1/10;CORE=2/20;BILL=3/30",
 		"JIRA_DEFAULT_PROJECT":    "SUPP",

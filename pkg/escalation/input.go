@@ -15,29 +15,31 @@ import (
 )
 
 // Input is the data action's request: a flat object, as Genesys input contracts require.
-// Text and Int accept what Genesys renders (numbers unquoted, strings for numbers).
+// Text and Int accept what Genesys renders (numbers unquoted, strings for numbers). Only
+// conversationId and trigger (and holdSeconds for hold_time) can make a request impossible; every
+// other input is Loose: a bad value is dropped or shortened with a warning, never a 400.
 type Input struct {
-	ConversationID    apigw.Text `json:"conversationId"`
-	ParticipantID     apigw.Text `json:"participantId"`
-	Trigger           apigw.Text `json:"trigger"`
-	Target            apigw.Text `json:"target"`
-	HoldSeconds       apigw.Int  `json:"holdSeconds"`
-	CustomerName      apigw.Text `json:"customerName"`
-	CustomerEmail     apigw.Text `json:"customerEmail"`
-	CustomerPhone     apigw.Text `json:"customerPhone"`
-	CustomerAccountID apigw.Text `json:"customerAccountId"`
-	CallerSysID       apigw.Text `json:"callerSysId"`
-	AgentName         apigw.Text `json:"agentName"`
-	AgentID           apigw.Text `json:"agentId"`
-	QueueName         apigw.Text `json:"queueName"`
-	WrapUpCode        apigw.Text `json:"wrapUpCode"`
-	RecordingURL      apigw.Text `json:"recordingUrl"`
-	TranscriptSummary apigw.Text `json:"transcriptSummary"`
-	Description       apigw.Text `json:"description"`
-	Product           apigw.Text `json:"product"`
-	Version           apigw.Text `json:"version"`
-	OccurredAt        apigw.Text `json:"occurredAt"`
-	IdempotencyKey    apigw.Text `json:"idempotencyKey"`
+	ConversationID    apigw.Text      `json:"conversationId"`
+	ParticipantID     apigw.LooseText `json:"participantId"`
+	Trigger           apigw.Text      `json:"trigger"`
+	Target            apigw.LooseText `json:"target"`
+	HoldSeconds       apigw.LooseInt  `json:"holdSeconds"`
+	CustomerName      apigw.LooseText `json:"customerName"`
+	CustomerEmail     apigw.LooseText `json:"customerEmail"`
+	CustomerPhone     apigw.LooseText `json:"customerPhone"`
+	CustomerAccountID apigw.LooseText `json:"customerAccountId"`
+	CallerSysID       apigw.LooseText `json:"callerSysId"`
+	AgentName         apigw.LooseText `json:"agentName"`
+	AgentID           apigw.LooseText `json:"agentId"`
+	QueueName         apigw.LooseText `json:"queueName"`
+	WrapUpCode        apigw.LooseText `json:"wrapUpCode"`
+	RecordingURL      apigw.LooseText `json:"recordingUrl"`
+	TranscriptSummary apigw.LooseText `json:"transcriptSummary"`
+	Description       apigw.LooseText `json:"description"`
+	Product           apigw.LooseText `json:"product"`
+	Version           apigw.LooseText `json:"version"`
+	OccurredAt        apigw.LooseText `json:"occurredAt"`
+	IdempotencyKey    apigw.LooseText `json:"idempotencyKey"`
 }
 
 // Field limits. Long text fits a Jira text field (32,767 characters) with room for the rest of
@@ -51,38 +53,53 @@ const (
 	maxHoldSeconds = 7 * 24 * 3600
 )
 
-// parse validates the input and returns the escalation (not yet masked) and the payload hash
-// for idempotency. now is the receive time.
+// parse validates the input and returns the escalation (not yet masked, its Warnings set) and
+// the payload hash for idempotency. now is the receive time. Only a missing or malformed
+// conversationId or trigger, or holdSeconds for hold_time, is an error.
 func (s *Service) parse(in Input, now time.Time) (*Escalation, string, *apigw.Error) {
 	e := &Escalation{ReceivedAt: now.UTC()}
-	text := func(field string, v apigw.Text, max int, multiline bool) (string, *apigw.Error) {
-		str := string(v)
+	var ws apigw.Warnings
+	// loose reads an optional input; a value of the wrong JSON type is dropped.
+	loose := func(field string, v apigw.LooseText) string {
+		if v.Malformed != "" {
+			ws.Add(field, "%s instead of text; ignored", v.Malformed)
+		}
+		return string(v.Text)
+	}
+	// text keeps free text, without control characters and at most max bytes long.
+	text := func(field string, v apigw.LooseText, max int, multiline bool) string {
+		str := loose(field, v)
+		if strings.IndexFunc(str, func(r rune) bool { return badControl(r, multiline) }) >= 0 {
+			str = strings.Map(func(r rune) rune {
+				if badControl(r, multiline) {
+					return ' '
+				}
+				return r
+			}, str)
+			ws.Add(field, "control characters replaced by spaces")
+		}
 		if len(str) > max {
-			return "", apigw.Invalid(field, "invalid_field", "%s is longer than %d characters", field, max)
+			str = truncate(str, max)
+			ws.Add(field, "longer than %d characters; shortened", max)
 		}
-		if strings.IndexFunc(str, func(r rune) bool {
-			return unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t'))
-		}) >= 0 {
-			return "", apigw.Invalid(field, "invalid_field", "%s contains control characters", field)
+		return str
+	}
+	// ident keeps an identifier that passes ok, and drops any other.
+	ident := func(field string, v apigw.LooseText, ok func(string) bool, want string) string {
+		str := loose(field, v)
+		if str != "" && !ok(str) {
+			ws.Add(field, "not %s; ignored", want)
+			return ""
 		}
-		return str, nil
+		return str
 	}
-	id := func(field string, v apigw.Text) (string, *apigw.Error) {
-		str := string(v)
-		if str != "" && (len(str) > maxIDLen || strings.IndexFunc(str, notIDRune) >= 0) {
-			return "", apigw.Invalid(field, "invalid_field", "%s must be a Genesys id (letters, digits and hyphens, at most %d)", field, maxIDLen)
-		}
-		return str, nil
-	}
-	var err *apigw.Error
-	if e.ConversationID, err = id("conversationId", in.ConversationID); err != nil {
-		return nil, "", err
-	}
-	if e.ConversationID == "" {
+
+	e.ConversationID = string(in.ConversationID)
+	switch {
+	case e.ConversationID == "":
 		return nil, "", apigw.Missing("conversationId")
-	}
-	if e.ParticipantID, err = id("participantId", in.ParticipantID); err != nil {
-		return nil, "", err
+	case !genesysID(e.ConversationID):
+		return nil, "", apigw.Invalid("conversationId", "invalid_field", "conversationId must be a Genesys id (letters, digits and hyphens, at most %d)", maxIDLen)
 	}
 	trig := Trigger(strings.ToLower(string(in.Trigger)))
 	switch {
@@ -92,91 +109,72 @@ func (s *Service) parse(in Input, now time.Time) (*Escalation, string, *apigw.Er
 		return nil, "", apigw.Invalid("trigger", "invalid_field", "trigger is %q; want hold_time, vip, wrap_up or manual", string(in.Trigger))
 	}
 	e.Trigger = trig
-	if t := strings.ToLower(string(in.Target)); t != "" {
-		if t != Jira && t != ServiceNow {
-			return nil, "", apigw.Invalid("target", "invalid_field", "target is %q; want jira or servicenow", string(in.Target))
-		}
-		if !s.Config.enabled(t) {
-			return nil, "", apigw.Invalid("target", "target_not_configured", "target %s is not configured in this deployment", t)
-		}
-		e.Target = t
-	} else {
-		e.Target = s.Config.targetFor(trig)
-	}
-	if in.HoldSeconds.Set {
-		if in.HoldSeconds.Value < 0 || in.HoldSeconds.Value > maxHoldSeconds {
-			return nil, "", apigw.Invalid("holdSeconds", "invalid_field", "holdSeconds must be 0 to %d", maxHoldSeconds)
-		}
-		e.HoldSeconds = in.HoldSeconds.Value
-	} else if trig == HoldTime {
+	switch h := in.HoldSeconds; {
+	case trig == HoldTime && !h.Set && h.Malformed == "":
 		return nil, "", apigw.Invalid("holdSeconds", "missing_field", "holdSeconds is required for trigger hold_time")
+	case trig == HoldTime && (h.Malformed != "" || h.Value < 0 || h.Value > maxHoldSeconds):
+		return nil, "", apigw.Invalid("holdSeconds", "invalid_field", "holdSeconds must be a whole number of seconds, 0 to %d", maxHoldSeconds)
+	case h.Malformed != "":
+		ws.Add("holdSeconds", "%s instead of a whole number; ignored", h.Malformed)
+	case h.Set && (h.Value < 0 || h.Value > maxHoldSeconds):
+		ws.Add("holdSeconds", "outside 0 to %d; ignored", maxHoldSeconds)
+	case h.Set:
+		e.HoldSeconds = h.Value
 	}
-	fields := []struct {
-		name      string
-		v         apigw.Text
-		dst       *string
-		max       int
-		multiline bool
-	}{
-		{"customerName", in.CustomerName, &e.CustomerName, maxNameLen, false},
-		{"customerPhone", in.CustomerPhone, &e.CustomerPhone, maxIDLen, false},
-		{"agentName", in.AgentName, &e.AgentName, maxNameLen, false},
-		{"agentId", in.AgentID, &e.AgentID, maxKeyLen, false},
-		{"queueName", in.QueueName, &e.QueueName, maxNameLen, false},
-		{"wrapUpCode", in.WrapUpCode, &e.WrapUpCode, maxNameLen, false},
-		{"transcriptSummary", in.TranscriptSummary, &e.TranscriptSummary, maxLongText, true},
-		{"description", in.Description, &e.Description, maxLongText, true},
-		{"product", in.Product, &e.Product, maxNameLen, false},
-		{"version", in.Version, &e.Version, maxNameLen, false},
+
+	e.Target = s.Config.targetFor(trig)
+	switch t := strings.ToLower(loose("target", in.Target)); {
+	case t == "":
+	case t != Jira && t != ServiceNow:
+		ws.Add("target", "not jira or servicenow; the %s default, %s, is used", trig, e.Target)
+	case !s.Config.enabled(t):
+		ws.Add("target", "%s is not configured in this deployment; the %s default, %s, is used", t, trig, e.Target)
+	default:
+		e.Target = t
 	}
-	for _, f := range fields {
-		if *f.dst, err = text(f.name, f.v, f.max, f.multiline); err != nil {
-			return nil, "", err
+
+	e.ParticipantID = ident("participantId", in.ParticipantID, genesysID, "a Genesys id (the ticket is not written back to the participant)")
+	e.CustomerName = text("customerName", in.CustomerName, maxNameLen, false)
+	e.AgentName = text("agentName", in.AgentName, maxNameLen, false)
+	e.QueueName = text("queueName", in.QueueName, maxNameLen, false)
+	e.WrapUpCode = text("wrapUpCode", in.WrapUpCode, maxNameLen, false)
+	e.Product = text("product", in.Product, maxNameLen, false)
+	e.Version = text("version", in.Version, maxNameLen, false)
+	e.TranscriptSummary = text("transcriptSummary", in.TranscriptSummary, maxLongText, true)
+	e.Description = text("description", in.Description, maxLongText, true)
+	printable := func(max int) func(string) bool {
+		return func(v string) bool { return len(v) <= max && strings.IndexFunc(v, unicode.IsControl) < 0 }
+	}
+	e.CustomerPhone = ident("customerPhone", in.CustomerPhone, printable(maxIDLen), fmt.Sprintf("a phone number of at most %d characters", maxIDLen))
+	e.AgentID = ident("agentId", in.AgentID, printable(maxKeyLen), fmt.Sprintf("an id of at most %d characters", maxKeyLen))
+	e.CustomerEmail = ident("customerEmail", in.CustomerEmail, looksLikeEmail, "an e-mail address")
+	e.CustomerAccountID = ident("customerAccountId", in.CustomerAccountID, func(v string) bool {
+		return len(v) <= maxKeyLen && strings.IndexFunc(v, func(r rune) bool { return notIDRune(r) && r != ':' && r != '_' }) < 0
+	}, "an Atlassian accountId")
+	e.CallerSysID = strings.ToLower(ident("callerSysId", in.CallerSysID, func(v string) bool {
+		return len(v) == 32 && strings.IndexFunc(strings.ToLower(v), func(r rune) bool { return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') }) < 0
+	}, "a ServiceNow sys_id (32 hexadecimal characters; the incident has no caller)"))
+	e.RecordingURL = ident("recordingUrl", in.RecordingURL, func(v string) bool {
+		u, err := url.Parse(v)
+		return len(v) <= maxURLLen && err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+	}, fmt.Sprintf("an http(s) URL of at most %d characters", maxURLLen))
+	e.OccurredAt = e.ReceivedAt
+	if v := loose("occurredAt", in.OccurredAt); v != "" {
+		if t, ok := ParseTime(v); ok {
+			e.OccurredAt = t.UTC()
+		} else {
+			ws.Add("occurredAt", "not an ISO-8601 date-time with an offset (e.g. 2026-11-22T10:15:00Z); the time the request arrived is used")
 		}
 	}
-	if v := string(in.CustomerEmail); v != "" {
-		if !looksLikeEmail(v) {
-			return nil, "", apigw.Invalid("customerEmail", "invalid_field", "customerEmail is not an e-mail address")
-		}
-		e.CustomerEmail = v
-	}
-	if v := string(in.CustomerAccountID); v != "" {
-		if len(v) > maxKeyLen || strings.IndexFunc(v, func(r rune) bool { return notIDRune(r) && r != ':' && r != '_' }) >= 0 || strings.Contains(v, "@") {
-			return nil, "", apigw.Invalid("customerAccountId", "invalid_field", "customerAccountId must be an Atlassian accountId (not an e-mail address)")
-		}
-		e.CustomerAccountID = v
-	}
-	if v := strings.ToLower(string(in.CallerSysID)); v != "" {
-		if len(v) != 32 || strings.IndexFunc(v, func(r rune) bool { return !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') }) >= 0 {
-			return nil, "", apigw.Invalid("callerSysId", "invalid_field", "callerSysId must be a ServiceNow sys_id (32 hexadecimal characters)")
-		}
-		e.CallerSysID = v
-	}
-	if v := string(in.RecordingURL); v != "" {
-		u, perr := url.Parse(v)
-		if len(v) > maxURLLen || perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, "", apigw.Invalid("recordingUrl", "invalid_field", "recordingUrl must be an http(s) URL of at most %d characters", maxURLLen)
-		}
-		e.RecordingURL = v
-	}
-	if v := string(in.OccurredAt); v != "" {
-		t, ok := ParseTime(v)
-		if !ok {
-			return nil, "", apigw.Invalid("occurredAt", "invalid_field", "occurredAt must be an ISO-8601 date-time with an offset, e.g. 2026-11-22T10:15:00Z or 2026-11-22T11:15:00+01:00")
-		}
-		e.OccurredAt = t.UTC()
-	} else {
-		e.OccurredAt = e.ReceivedAt
-	}
-	key := string(in.IdempotencyKey)
-	if len(key) > maxKeyLen || strings.IndexFunc(key, unicode.IsControl) >= 0 {
-		return nil, "", apigw.Invalid("idempotencyKey", "invalid_field", "idempotencyKey must be at most %d printable characters", maxKeyLen)
-	}
+
+	// The key is hashed into the escalation id, so any text serves; only a value of the wrong
+	// JSON type cannot be a key.
+	key := loose("idempotencyKey", in.IdempotencyKey)
 	validation := ""
 	if key != "" {
 		e.ExplicitKey = true
 		e.ID = escalationID("key", key)
-		in.IdempotencyKey = ""
+		in.IdempotencyKey = apigw.LooseText{}
 		b, _ := json.Marshal(in) // every field of the payload but the key itself, as sent
 		validation = hashHex(b)
 	} else {
@@ -185,7 +183,16 @@ func (s *Service) parse(in Input, now time.Time) (*Escalation, string, *apigw.Er
 		// repeat with other details replays the first answer rather than failing.
 		e.ID = escalationID("conversation", e.ConversationID, string(e.Trigger))
 	}
+	e.warnings, e.Warnings = ws, ws.Strings()
 	return e, validation, nil
+}
+
+func badControl(r rune, multiline bool) bool {
+	return unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\r' || r == '\t'))
+}
+
+func genesysID(s string) bool {
+	return s != "" && len(s) <= maxIDLen && strings.IndexFunc(s, notIDRune) < 0
 }
 
 // mask masks every free-text field in place and records the count.

@@ -2,11 +2,8 @@ package escalation
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -21,17 +18,19 @@ type JiraAPI interface {
 	SearchIssues(ctx context.Context, s jira.Search) (*jira.SearchResult, error)
 	AddComment(ctx context.Context, issueIDOrKey, body string, public bool) (*jira.Comment, error)
 	GetRequest(ctx context.Context, issueIDOrKey string) (*jira.CustomerRequest, error)
+	ListComments(ctx context.Context, issueIDOrKey string, f jira.CommentFilter) ([]jira.Comment, error)
 }
 
 // JiraTarget raises escalations as JSM customer requests.
 //
-// Crash recovery: the request carries the marker "cxb-<escalation id>" in JIRA_KEY_FIELD (a
-// label by default). JQL search is eventually consistent, so a request created moments ago may
-// not be found yet. A recovering attempt therefore creates only when the earlier attempt's
-// deadline is more than SearchLag ago; otherwise it defers (the escalation is queued, and the
-// redrive looks again once the lag has passed). For the same reason a create whose outcome is
-// unknown (a timeout, a 5xx without Retry-After) is not retried at once: it is queued for
-// verification instead of risking a second request.
+// Every request carries the marker "cxb-<escalation id>" in JIRA_KEY_FIELD (a label by
+// default). A create whose outcome is unknown (connectors.InDoubt: a timeout or reset after the
+// request was sent, any 5xx, an unreadable 201) may have made the request, so it is never
+// repeated blind: the attempt ends with a *DeferError and the escalation is queued as
+// "verifying". JQL search is the only way to find the request again and it is eventually
+// consistent, so the next attempt searches for the marker only once SearchLag has passed since
+// the doubt began, and creates only when the search finds nothing then. A Retry-After on the
+// failed create pushes that moment further out, never earlier.
 type JiraTarget struct {
 	API    JiraAPI
 	Config JiraConfig
@@ -102,11 +101,46 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	p := t.Config.Projects[key]
 	slog.DebugContext(ctx, "jira project chosen", "project", key, "rule", why)
 
-	details := e.details()
 	onBehalf, note, err := t.reporter(ctx, e, p.ServiceDeskID)
 	if err != nil {
 		return Ticket{}, err
 	}
+	cr, err := t.API.CreateRequest(ctx, t.request(e, p, marker, onBehalf, note))
+	if err != nil && onBehalf != "" && customerRefused(err) {
+		// Jira refused the customer (an unknown or inaccessible account): a 400 or 404 proves
+		// nothing was created, so the request is raised once more, by the integration account,
+		// naming the customer in its description, rather than failing the escalation.
+		slog.WarnContext(ctx, "jira refused the customer account; raising as the integration account", "error", err)
+		onBehalf, note = "", fmt.Sprintf("Jira refused the customer account %s (%s).%s", onBehalfOf(e, onBehalf), connectorMessage(err), customerNamed(e))
+		cr, err = t.API.CreateRequest(ctx, t.request(e, p, marker, "", note))
+	}
+	if err != nil {
+		if connectors.InDoubt(err) {
+			// Retrying now could make a second request; look for this one once search
+			// has caught up instead (and not before the server's Retry-After).
+			now := t.now()
+			until := now.Add(t.Config.SearchLag)
+			if d, ok := retryAfter(err); ok && now.Add(d).After(until) {
+				until = now.Add(d)
+			}
+			return Ticket{}, &DeferError{Until: until, Since: now, Reason: "the create request's outcome is unknown", Err: err}
+		}
+		return Ticket{}, err
+	}
+	url := cr.Links.Agent
+	if url == "" || t.Config.BrowseURL != t.Config.BaseURL {
+		url = t.browse(cr.IssueKey) // the gateway's links do not open in a browser
+	}
+	tk := Ticket{Key: cr.IssueKey, URL: url}
+	if onBehalf == "" {
+		tk.Note = "raised as the integration account: " + note
+	}
+	return tk, nil
+}
+
+// request builds the create-request body; without onBehalf, the description says why (note).
+func (t *JiraTarget) request(e *Escalation, p JiraProject, marker, onBehalf, note string) jira.NewRequest {
+	details := e.details()
 	if onBehalf == "" {
 		details += "\n\nRaised by the integration account: " + note
 	}
@@ -126,26 +160,41 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	} else {
 		fields[t.Config.KeyField] = marker
 	}
-	req := jira.NewRequest{ServiceDeskID: p.ServiceDeskID, RequestTypeID: p.RequestTypeID, Fields: fields, RaiseOnBehalfOf: onBehalf}
-	cr, err := t.API.CreateRequest(ctx, req)
-	if err != nil {
-		if t.Unsure(err) {
-			// Retrying now could make a second request; look for this one once search
-			// has caught up instead.
-			now := t.now()
-			return Ticket{}, &DeferError{Until: now.Add(t.Config.SearchLag), Since: now, Reason: "the create request's outcome is unknown", Err: err}
-		}
-		return Ticket{}, err
+	return jira.NewRequest{ServiceDeskID: p.ServiceDeskID, RequestTypeID: p.RequestTypeID, Fields: fields, RaiseOnBehalfOf: onBehalf}
+}
+
+// customerRefused reports a create that Jira refused with a 400 or 404: for a request raised on
+// behalf of a customer, the account is the usual cause (JSM answers 400 for an accountId it
+// does not know, or one the integration account may not raise for).
+func customerRefused(err error) bool {
+	k := connectors.KindOf(err)
+	return k == connectors.KindRejected || k == connectors.KindNotFound
+}
+
+// onBehalfOf names the account a refused request was raised for.
+func onBehalfOf(e *Escalation, accountID string) string {
+	if e.CustomerAccountID == "" && e.CustomerEmail != "" {
+		return accountID + " (found for " + e.CustomerEmail + ")"
 	}
-	url := cr.Links.Agent
-	if url == "" || t.Config.BrowseURL != t.Config.BaseURL {
-		url = t.browse(cr.IssueKey) // the gateway's links do not open in a browser
+	return accountID
+}
+
+// customerNamed says who the customer is, for a request the integration account raises.
+func customerNamed(e *Escalation) string {
+	var who []string
+	if e.CustomerName != "" {
+		who = append(who, e.CustomerName)
 	}
-	tk := Ticket{Key: cr.IssueKey, URL: url}
-	if onBehalf == "" {
-		tk.Note = "raised as the integration account: " + note
+	if e.CustomerEmail != "" {
+		who = append(who, e.CustomerEmail)
 	}
-	return tk, nil
+	if e.CustomerPhone != "" {
+		who = append(who, e.CustomerPhone)
+	}
+	if len(who) == 0 {
+		return ""
+	}
+	return " The customer is " + strings.Join(who, ", ") + "."
 }
 
 // reporter returns the accountId to raise the request for, or "" and why there is none.
@@ -167,7 +216,7 @@ func (t *JiraTarget) reporter(ctx context.Context, e *Escalation, deskID string)
 			return "", "", err
 		}
 		slog.WarnContext(ctx, "jira customer could not be resolved; raising as the integration account", "error", err)
-		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).", connectors.KindOf(err)), nil
+		return "", fmt.Sprintf("the customer account for the given e-mail address could not be found or created (%s).%s", connectors.KindOf(err), customerNamed(e)), nil
 	}
 	return id, "", nil
 }
@@ -195,40 +244,25 @@ func (t *JiraTarget) find(ctx context.Context, marker string) (*jira.Issue, erro
 
 func (t *JiraTarget) browse(key string) string { return t.Config.BrowseURL + "/browse/" + key }
 
-// Unsure reports a failed create that may nevertheless have created the request: the answer
-// was lost (a timeout, a broken connection after sending) or a 5xx that does not say "try
-// later" (502, 504, a 500 without Retry-After). 429, 503 and errors before sending are sure
-// failures.
-func (t *JiraTarget) Unsure(err error) bool {
-	var ce *connectors.Error
-	if !errors.As(err, &ce) {
-		return errors.Is(err, context.DeadlineExceeded)
-	}
-	if ce.Op != "create request" {
-		return false
-	}
-	if _, has := ce.RetryAfter(); has {
-		return false
-	}
-	switch {
-	case ce.Kind == connectors.KindRateLimited, ce.Status == http.StatusServiceUnavailable:
-		return false
-	case ce.Status >= 500, ce.Kind == connectors.KindBadResponse:
-		return true // a 2xx we could not read is a request that probably exists
-	case ce.Status == 0:
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return false // never connected
-		}
-		return ce.Kind == connectors.KindUnavailable
-	}
-	return false
-}
-
 // Note adds an internal comment (agents only) to the master request.
 func (t *JiraTarget) Note(ctx context.Context, m Master, text string) error {
 	_, err := t.API.AddComment(ctx, m.Key, text, false)
 	return err
+}
+
+// NoteLanded reads the master request's internal comments (JSM's comment list, a consistent
+// read) for the note's marker.
+func (t *JiraTarget) NoteLanded(ctx context.Context, m Master, token string) (bool, error) {
+	cs, err := t.API.ListComments(ctx, m.Key, jira.InternalComments)
+	if err != nil {
+		return false, err
+	}
+	for i := len(cs) - 1; i >= 0; i-- { // the newest are the likeliest
+		if strings.Contains(cs[i].Body, NoteMarker(token)) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // ResolveMaster checks that the master request exists.
@@ -244,3 +278,14 @@ func (t *JiraTarget) MasterURL(m Master) string { return t.browse(m.Key) }
 
 // NoteLimit is the longest note: Jira comments hold 32,767 characters.
 func (t *JiraTarget) NoteLimit() int { return 30000 }
+
+// Find looks for a request carrying the escalation's marker, as search shows it now (it lags
+// behind creation by seconds). create-escalation asks before creating when the idempotency store
+// cannot tell whether the escalation was delivered before.
+func (t *JiraTarget) Find(ctx context.Context, e *Escalation) (Ticket, bool, error) {
+	found, err := t.find(ctx, Marker(e.ID))
+	if err != nil || found == nil {
+		return Ticket{}, false, err
+	}
+	return Ticket{Key: found.Key, URL: t.browse(found.Key), Recovered: true}, true, nil
+}

@@ -115,6 +115,35 @@ func TestJiraReporter(t *testing.T) {
 			t.Fatalf("description %q", desc)
 		}
 	})
+	// Jira refuses the account the request is raised for (400: an accountId it does not know):
+	// nothing was created, so it is raised once more by the integration account, naming the
+	// customer, instead of failing.
+	t.Run("account id refused: service account, customer named", func(t *testing.T) {
+		e := newEnv(t)
+		c := e.post(body("conversationId", conv, "trigger", "manual", "customerAccountId", "557058:0000-gone", "customerName", "Jane Doe", "customerEmail", "jane@example.com"))
+		creates := e.jiraCreates()
+		if c.res.Status != "created" || len(creates) != 2 || creates[0]["raiseOnBehalfOf"] != "557058:0000-gone" {
+			t.Fatalf("%s / %v", c.raw, creates)
+		}
+		if _, ok := creates[1]["raiseOnBehalfOf"]; ok {
+			t.Fatalf("the second create still raises on behalf of the refused account: %v", creates[1])
+		}
+		desc := creates[1]["requestFieldValues"].(map[string]any)["description"].(string)
+		if !strings.Contains(desc, "Jira refused the customer account 557058:0000-gone (HTTP 400)") || !strings.Contains(desc, "Jane Doe, jane@example.com") {
+			t.Fatalf("description %q", desc)
+		}
+		if !strings.Contains(c.res.Message, "integration account") || e.jira.RequestCount() != 1 {
+			t.Fatalf("message %q, %d requests", c.res.Message, e.jira.RequestCount())
+		}
+	})
+	t.Run("other refusals still fail", func(t *testing.T) {
+		e := newEnv(t)
+		e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 400, Times: 2})
+		c := e.post(body("conversationId", conv, "trigger", "manual", "customerEmail", "jane@example.com"))
+		if c.res.Status != escalation.StatusFailed || c.res.Reason != escalation.ReasonRejected || len(e.jiraCreates()) != 2 {
+			t.Fatalf("%s; %d creates", c.raw, len(e.jiraCreates()))
+		}
+	})
 }
 
 func TestJiraProjectKeyRules(t *testing.T) {

@@ -2,6 +2,8 @@ package escalation
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/observe"
 	"github.com/cxbridge/cxbridge/pkg/store"
 )
@@ -289,14 +292,30 @@ type link struct {
 
 // FlushResult says what one flush did.
 type FlushResult struct {
-	Linked  int  // calls listed in the note written
+	Linked  int  // calls listed in the note written (or found written)
 	Pending bool // more links wait for the next minute
 	Skipped bool // this minute's note was already written (or attempted)
 	Note    bool // a note was sent
+	// Verified: the note of an earlier minute, whose answer was lost, was found on the master
+	// ticket; its links were removed instead of being noted again.
+	Verified bool
 }
 
+// noteTimeout bounds one note call. It is also how long the note stays "in flight": a later
+// minute verifies it only after this.
+const noteTimeout = 15 * time.Second
+
+// NoteMarker is the line every master note ends with: "(cxbridge note <token>)", token being
+// 16 random hex digits. The token is recorded on the master before the note is sent, so a note
+// whose answer was lost (or whose writer died) is looked for, by its token, before its links
+// are noted again.
+func NoteMarker(token string) string { return "(cxbridge note " + token + ")" }
+
 // Flush writes at most one note on a master ticket for this minute, listing up to maxLinks
-// pending links, and removes them. A failed note leaves them pending for the next minute.
+// pending links, and removes them. A note that failed for sure leaves them pending for the next
+// minute. A note whose outcome is unknown stays recorded on the master (its token, its links
+// and when its call ends); the next minute first looks for it on the ticket, so it is never
+// written twice.
 func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, maxLinks int) (FlushResult, error) {
 	now := o.now()
 	pk := masterPKPrefix + ref.Target + "#" + ref.Master.Key
@@ -307,11 +326,34 @@ func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, ma
 	if len(links) == 0 {
 		return FlushResult{}, o.retire(ctx, ref, now)
 	}
-	won, err := o.takeMinute(ctx, ref, now)
+	won, prev, err := o.takeMinute(ctx, ref, now)
 	if err != nil || !won {
 		return FlushResult{Skipped: !won, Pending: true}, err
 	}
 	master := ref.Master
+	if prev.token != "" {
+		if now.Before(prev.until) {
+			return FlushResult{Skipped: true, Pending: true}, nil // its call may still be under way
+		}
+		var landed bool
+		err := g.Do(ctx, func(ctx context.Context) error {
+			var err error
+			landed, err = t.NoteLanded(ctx, master, prev.token)
+			return err
+		})
+		if err != nil {
+			return FlushResult{Pending: true}, fmt.Errorf("verify the note in doubt on master %s: %w", master.Key, err)
+		}
+		if landed {
+			observe.MetricsFrom(ctx).Count("OutageNoteVerified", 1, observe.D("Target", ref.Target))
+			slog.WarnContext(ctx, "an outage note whose answer was lost is on the master ticket; its calls are not noted again", "master", master.Key, "calls", len(prev.links))
+			if err := o.removeKeys(ctx, pk, prev.links); err != nil {
+				return FlushResult{Pending: true}, err
+			}
+			return FlushResult{Linked: len(prev.links), Verified: true, Pending: true}, o.endNote(ctx, ref, prev.token)
+		}
+		// Not there: its calls are still pending and go into this minute's note.
+	}
 	if ref.Target == ServiceNow && master.SysID == "" {
 		// The flag was set without the incident's sys_id: finding it is this minute's call;
 		// the note follows next minute.
@@ -329,19 +371,89 @@ func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, ma
 		})
 		return FlushResult{Pending: true}, err
 	}
-	text, listed := noteText(links, more, t.NoteLimit())
-	if err := g.Do(ctx, func(ctx context.Context) error { return t.Note(ctx, master, text) }); err != nil {
+	token := newNoteToken()
+	marker := "\n" + NoteMarker(token)
+	text, listed := noteText(links, more, t.NoteLimit()-len(marker))
+	text += marker
+	noted := make([]string, listed)
+	for i, l := range links[:listed] {
+		noted[i] = l.sk
+	}
+	// Recorded before the call: whatever happens to the answer (or to this process), the next
+	// minute knows this note may exist and which calls it listed.
+	if err := o.beginNote(ctx, ref, now, token, now.Add(noteTimeout), noted); err != nil {
+		return FlushResult{Pending: true}, err
+	}
+	nctx, cancel := context.WithTimeout(ctx, noteTimeout)
+	err = g.Do(nctx, func(ctx context.Context) error { return t.Note(ctx, master, text) })
+	cancel()
+	if err != nil {
 		observe.MetricsFrom(ctx).Count("OutageNoteFailed", 1, observe.D("Target", ref.Target))
+		if !connectors.InDoubt(err) {
+			// Refused or never sent: nothing to verify, the calls go into the next note.
+			if eerr := o.endNote(ctx, ref, token); eerr != nil {
+				slog.WarnContext(ctx, "outage note record not cleared; the next minute looks for the note first", "error", eerr)
+			}
+		}
 		return FlushResult{Pending: true}, fmt.Errorf("note on master %s: %w", master.Key, err)
 	}
 	observe.MetricsFrom(ctx).Count("OutageNoteWritten", 1, observe.D("Target", ref.Target))
 	observe.MetricsFrom(ctx).Count("OutageCallsNoted", float64(listed), observe.D("Target", ref.Target))
-	if err := o.remove(ctx, pk, links[:listed]); err != nil {
-		// The note is written; the links would be listed again next minute. Say so.
-		slog.ErrorContext(ctx, "outage links noted but not removed; they will be listed again", "master", master.Key, "error", err)
+	if err := o.removeKeys(ctx, pk, noted); err != nil {
+		// The note is written and still recorded: the next minute finds it and removes them.
+		slog.ErrorContext(ctx, "outage links noted but not removed; the next minute finds the note and removes them", "master", master.Key, "error", err)
 		return FlushResult{Linked: listed, Note: true, Pending: true}, err
 	}
+	if err := o.endNote(ctx, ref, token); err != nil {
+		slog.WarnContext(ctx, "outage note record not cleared; the next minute finds the note and clears it", "error", err)
+	}
 	return FlushResult{Linked: listed, Note: true, Pending: more || listed < len(links)}, nil
+}
+
+// noteRecord is a master's note in flight: written before the call, cleared after it.
+type noteRecord struct {
+	token string
+	until time.Time // the call's deadline: not verified before
+	links []string  // sort keys of the links it lists
+}
+
+func newNoteToken() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// beginNote records the note about to be sent, if this writer still holds the minute.
+func (o *Outage) beginNote(ctx context.Context, ref MasterRef, now time.Time, token string, until time.Time, links []string) error {
+	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(o.Table),
+		Key:                 key(mastersPK, ref.Target+"#"+ref.Master.Key),
+		UpdateExpression:    aws.String("SET note_token = :t, note_until = :u, note_links = :l"),
+		ConditionExpression: aws.String("note_minute = :m"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":t": store.S(token), ":u": store.N(until.UnixMilli()), ":l": &types.AttributeValueMemberSS{Value: links}, ":m": store.N(now.Unix() / 60),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("record the outage note before sending it: %w", err)
+	}
+	return nil
+}
+
+// endNote forgets a note that was verified, written and cleaned up, or certainly not written.
+func (o *Outage) endNote(ctx context.Context, ref MasterRef, token string) error {
+	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(o.Table),
+		Key:                       key(mastersPK, ref.Target+"#"+ref.Master.Key),
+		UpdateExpression:          aws.String("REMOVE note_token, note_until, note_links"),
+		ConditionExpression:       aws.String("note_token = :t"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": store.S(token)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return fmt.Errorf("clear the outage note record: %w", err)
+	}
+	return nil
 }
 
 func (o *Outage) pending(ctx context.Context, pk string, limit int) ([]link, bool, error) {
@@ -369,10 +481,11 @@ func (o *Outage) pending(ctx context.Context, pk string, limit int) ([]link, boo
 	return links, more, nil
 }
 
-// takeMinute wins this minute's note for a master, or reports that another writer did.
-func (o *Outage) takeMinute(ctx context.Context, ref MasterRef, now time.Time) (bool, error) {
+// takeMinute wins this minute's note for a master, or reports that another writer did. prev
+// is the note an earlier minute left in flight, if any.
+func (o *Outage) takeMinute(ctx context.Context, ref MasterRef, now time.Time) (bool, noteRecord, error) {
 	minute := now.Unix() / 60
-	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(o.Table),
 		Key:                 key(mastersPK, ref.Target+"#"+ref.Master.Key),
 		UpdateExpression:    aws.String("SET note_minute = :m, note_at = :now, master_key = :key, target = :target"),
@@ -380,15 +493,20 @@ func (o *Outage) takeMinute(ctx context.Context, ref MasterRef, now time.Time) (
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":m": store.N(minute), ":now": store.N(now.UnixMilli()), ":key": store.S(ref.Master.Key), ":target": store.S(ref.Target),
 		},
+		ReturnValues: types.ReturnValueAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return false, nil
+		return false, noteRecord{}, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("take the master's note minute: %w", err)
+		return false, noteRecord{}, fmt.Errorf("take the master's note minute: %w", err)
 	}
-	return true, nil
+	prev := noteRecord{token: store.String(out.Attributes, "note_token"), until: store.Time(out.Attributes, "note_until")}
+	if ss, ok := out.Attributes["note_links"].(*types.AttributeValueMemberSS); ok {
+		prev.links = ss.Value
+	}
+	return true, prev, nil
 }
 
 // retire forgets a master with no pending links that no flag names any more and that nobody
@@ -411,11 +529,12 @@ func (o *Outage) retire(ctx context.Context, ref MasterRef, now time.Time) error
 	return err
 }
 
-func (o *Outage) remove(ctx context.Context, pk string, links []link) error {
-	for start := 0; start < len(links); start += 25 {
+// removeKeys deletes noted links by sort key (deleting one already gone is no error).
+func (o *Outage) removeKeys(ctx context.Context, pk string, sks []string) error {
+	for start := 0; start < len(sks); start += 25 {
 		var reqs []types.WriteRequest
-		for _, l := range links[start:min(start+25, len(links))] {
-			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, l.sk)}})
+		for _, sk := range sks[start:min(start+25, len(sks))] {
+			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key(pk, sk)}})
 		}
 		in := map[string][]types.WriteRequest{o.Table: reqs}
 		for try := 0; len(in[o.Table]) > 0; try++ {

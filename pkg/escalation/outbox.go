@@ -52,10 +52,14 @@ type Item struct {
 	Attempts   int       // delivery attempts so far
 	LastError  string
 	Reason     string
-	// Since, when set, is when an attempt may have created the ticket without recording it:
-	// delivery looks for it before creating.
-	Since    time.Time
-	FailedAt time.Time
+	// Since, when set, is the latest moment an attempt may have created the ticket without
+	// recording it (its answer was lost, or it died): delivery looks for the ticket before
+	// creating. It only ever moves forward; nothing clears it while the item lives.
+	Since time.Time
+	// NotBefore, when set, is the earliest moment the item may be attempted at all, whatever
+	// the target's health: the end of Jira's search lag for a verification, or a Retry-After.
+	NotBefore time.Time
+	FailedAt  time.Time
 
 	sk string
 }
@@ -183,10 +187,13 @@ func (o *Outbox) query(ctx context.Context, pk string, upTo *string, limit int) 
 }
 
 // Lease takes an item for d, so that overlapping redrive runs do not both deliver it. false
-// means another run holds it (or it is gone).
-func (o *Outbox) Lease(ctx context.Context, it Item, d time.Duration) (bool, error) {
+// means another run holds it (or it is gone). A lease is only ever ended by rewriting the item
+// (Reschedule, Delivered, Fail), so an expired lease still on the item is an attempt that died
+// without reporting: orphaned is when that lease ended, the latest moment the dead attempt can
+// have created the ticket, and the caller must treat it as Since.
+func (o *Outbox) Lease(ctx context.Context, it Item, d time.Duration) (ok bool, orphaned time.Time, err error) {
 	now := o.now()
-	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	out, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(o.Table),
 		Key:                 key(outboxPK, it.sk),
 		UpdateExpression:    aws.String("SET lease_until = :until"),
@@ -194,15 +201,16 @@ func (o *Outbox) Lease(ctx context.Context, it Item, d time.Duration) (bool, err
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":until": store.N(now.Add(d).UnixMilli()), ":now": store.N(now.UnixMilli()),
 		},
+		ReturnValues: types.ReturnValueUpdatedOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return false, nil
+		return false, time.Time{}, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("lease outbox item: %w", err)
+		return false, time.Time{}, fmt.Errorf("lease outbox item: %w", err)
 	}
-	return true, nil
+	return true, store.Time(out.Attributes, "lease_until"), nil
 }
 
 // Delivered removes a delivered item.
@@ -271,7 +279,8 @@ func (o *Outbox) Retry(ctx context.Context, it Item, maxAge time.Duration) error
 	}
 	failedSK := it.sk
 	now := o.now()
-	it.State, it.Due, it.CreatedAt, it.Attempts, it.Reason, it.FailedAt = ItemQueued, now, now, 0, "", time.Time{}
+	// Since stays: a ticket an earlier attempt may have created is still looked for first.
+	it.State, it.Due, it.CreatedAt, it.Attempts, it.Reason, it.FailedAt, it.NotBefore = ItemQueued, now, now, 0, "", time.Time{}, time.Time{}
 	it.sk = dueKey(now, it.Escalation.ID)
 	item, err := o.encode(outboxPK, it, now.Add(maxAge+o.keep()))
 	if err != nil {
@@ -312,6 +321,9 @@ func (o *Outbox) encode(pk string, it Item, expires time.Time) (map[string]types
 	if !it.Since.IsZero() {
 		item["since"] = store.N(it.Since.UnixMilli())
 	}
+	if !it.NotBefore.IsZero() {
+		item["not_before"] = store.N(it.NotBefore.UnixMilli())
+	}
 	if !it.FailedAt.IsZero() {
 		item["failed_at"] = store.N(it.FailedAt.UnixMilli())
 	}
@@ -322,7 +334,8 @@ func decodeItem(raw map[string]types.AttributeValue) (Item, error) {
 	it := Item{
 		sk: store.String(raw, store.SK), State: store.String(raw, "state"), LastError: store.String(raw, "last_error"), Reason: store.String(raw, "reason"),
 		CreatedAt: store.Time(raw, "created_at"), Due: store.Time(raw, "due"), Since: store.Time(raw, "since"), FailedAt: store.Time(raw, "failed_at"),
-		Attempts: int(store.Int(raw, "attempts")),
+		NotBefore: store.Time(raw, "not_before"),
+		Attempts:  int(store.Int(raw, "attempts")),
 	}
 	if err := json.Unmarshal([]byte(store.String(raw, "escalation")), &it.Escalation); err != nil {
 		return Item{}, fmt.Errorf("outbox item %s: %w", it.sk, err)

@@ -17,18 +17,28 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/mask"
 	"github.com/cxbridge/cxbridge/pkg/observe"
 	"github.com/cxbridge/cxbridge/pkg/retry"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 // Target is a ticketing system escalations are delivered to.
+//
+// Its writes follow DESIGN.md section 7: a write whose outcome is unknown
+// (connectors.InDoubt) is never repeated before the target has found out whether it landed.
 type Target interface {
 	Name() string
 	// Deliver creates the escalation's ticket, or updates the one it belongs to. since, when
 	// not zero, is the latest moment an earlier attempt may have created it without recording
-	// it: the target then looks for it before creating. A *DeferError means "do not try again
-	// before Until".
+	// it: the target then looks for it before writing. An error that carries a doubt of its
+	// own (*DeferError, *DoubtError) moves since forward for the next attempt; a *DeferError
+	// also means "do not try again before Until".
 	Deliver(ctx context.Context, e *Escalation, since time.Time) (Ticket, error)
-	// Note adds an internal note to a master ticket.
+	// Note adds an internal note to a master ticket. text ends with a marker (NoteMarker)
+	// whose token NoteLanded finds again.
 	Note(ctx context.Context, m Master, text string) error
+	// NoteLanded reports whether a note carrying token (hex digits) is on the master ticket:
+	// how a note whose answer was lost is verified before the links it listed are noted
+	// again. The read is consistent (JSM comments, ServiceNow sys_journal_field).
+	NoteLanded(ctx context.Context, m Master, token string) (bool, error)
 	// ResolveMaster checks a master ticket and completes what the target needs of it.
 	ResolveMaster(ctx context.Context, m Master) (Master, error)
 	MasterURL(m Master) string
@@ -70,6 +80,47 @@ func (e *DeferError) Retryable() bool { return false }
 // RetryAfter is the wait until Until.
 func (e *DeferError) RetryAfter() (time.Duration, bool) { return time.Until(e.Until), true }
 
+// DoubtError is a failed attempt whose write may nevertheless have landed (its answer was lost:
+// connectors.InDoubt) on a target that can verify at once with a consistent read: the next
+// attempt, in this call or in the redrive, looks before it writes. Since is when the doubt
+// began.
+type DoubtError struct {
+	Since time.Time
+	Err   error
+}
+
+func (e *DoubtError) Error() string { return "outcome unknown: " + e.Err.Error() }
+
+func (e *DoubtError) Unwrap() error { return e.Err }
+
+// Retryable is true: the next attempt verifies first, so it may follow at once (retry.Retryable).
+func (e *DoubtError) Retryable() bool { return true }
+
+// RetryAfter is the server's Retry-After, when it sent one.
+func (e *DoubtError) RetryAfter() (time.Duration, bool) { return retryAfter(e.Err) }
+
+// doubtOf returns when the doubt an attempt's error carries began: a write whose answer was
+// lost (*DoubtError, or a *DeferError for a create that may exist).
+func doubtOf(err error) (time.Time, bool) {
+	var d *DoubtError
+	if errors.As(err, &d) {
+		return d.Since, true
+	}
+	var f *DeferError
+	if errors.As(err, &f) && !f.Since.IsZero() {
+		return f.Since, true
+	}
+	return time.Time{}, false
+}
+
+// later returns the later of two times (a doubt only ever moves forward).
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // IdempotencyPrefix starts every idempotency record id of create-escalation. It is a constant,
 // not derived from code names, so refactoring cannot orphan records.
 const IdempotencyPrefix = "create-escalation"
@@ -89,6 +140,10 @@ type Service struct {
 	Genesys LinkBack // nil: no link-back
 	Masker  *mask.Masker
 	Now     func() time.Time
+	// Pacer spaces the redrive's deliveries per target; nil: RedriveConcurrency bounds them.
+	Pacer Pacer
+
+	recent recentAnswers // this environment's answers, for when the idempotency store is down
 }
 
 func (s *Service) now() time.Time {
@@ -101,11 +156,12 @@ func (s *Service) now() time.Time {
 // Handle decodes, validates and answers one data action request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
 	var in Input
-	if err := apigw.DecodeJSON(req.Body, &in, true); err != nil {
+	ws, err := apigw.DecodeInput(req.Body, &in)
+	if err != nil {
 		observe.MetricsFrom(ctx).Count("EscalationRejected", 1)
 		return err.Response()
 	}
-	res, bad := s.Escalate(ctx, in)
+	res, bad := s.escalate(ctx, in, ws)
 	if bad != nil {
 		observe.MetricsFrom(ctx).Count("EscalationRejected", 1)
 		return bad.Response()
@@ -127,9 +183,16 @@ func (s *Service) Prepare(in Input) (*Escalation, string, *apigw.Error) {
 // errConflict: the idempotency key was used with another payload.
 var errConflict = errors.New("idempotency key reused")
 
-// Escalate handles one escalation. The error is a 4xx for the caller: invalid input, or an
-// idempotencyKey reused with a different payload. Every other outcome is a Result.
+// Escalate handles one escalation. The error is a 4xx for the caller: a missing or malformed
+// conversationId or trigger (holdSeconds for hold_time), or an idempotencyKey reused with a
+// different payload. Every other outcome is a Result; problems with other inputs are its
+// Warnings.
 func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error) {
+	return s.escalate(ctx, in, nil)
+}
+
+// escalate is Escalate with the warnings decoding already found (unknown input names).
+func (s *Service) escalate(ctx context.Context, in Input, decoded apigw.Warnings) (Result, *apigw.Error) {
 	start := time.Now()
 	e, validation, bad := s.parse(in, s.now())
 	if bad != nil {
@@ -138,10 +201,14 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 	observe.SetCorrelationID(ctx, e.ConversationID)
 	ctx = observe.WithFields(ctx, slog.String("escalation_id", e.ID))
 	m := observe.MetricsFrom(ctx)
+	e.warnings = append(decoded, e.warnings...)
+	e.Warnings = e.warnings.Strings()
+	e.warnings.Report(ctx)
 
 	if e.Trigger == HoldTime && time.Duration(e.HoldSeconds)*time.Second < s.Config.HoldThreshold {
 		res := Result{Status: StatusSkipped, Target: e.Target, Reason: ReasonBelowThreshold, EscalationID: e.ID,
 			Message: fmt.Sprintf("Hold time %d s is below the %d s threshold; nothing was escalated.", e.HoldSeconds, int(s.Config.HoldThreshold/time.Second))}
+		res.Warnings = e.Warnings
 		m.Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", e.Target))
 		slog.InfoContext(ctx, "escalation skipped: hold time below threshold", "hold_seconds", e.HoldSeconds, "threshold_seconds", int(s.Config.HoldThreshold/time.Second))
 		return res, nil
@@ -151,7 +218,14 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 		m.Count("EscalationMasked", float64(e.Masked))
 	}
 
-	res, err := s.escalate(ctx, e, validation)
+	// The whole request ends within the budget, state calls included: a stalled state store
+	// or target costs the caller at most that (the store client bounds each DynamoDB call by
+	// this deadline).
+	ctx, cancel := context.WithTimeout(ctx, s.Config.Budget)
+	defer cancel()
+	res, err := s.deliver(ctx, e, validation)
+	// The warnings are about this request's input, also when the answer is a replay.
+	res.Warnings = e.Warnings
 	if errors.Is(err, errConflict) {
 		m.Count("EscalationKeyConflict", 1)
 		slog.WarnContext(ctx, "idempotencyKey reused with a different payload; refused")
@@ -159,6 +233,8 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 			Message: "idempotencyKey was already used for a different escalation; send a new key for a new escalation, or the identical payload to get the first answer"}
 	}
 	m.Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", res.Target))
+	// seed 001's ROI: escalations raised automatically (hold_time, vip, wrap_up) versus by hand (manual)
+	m.Count("EscalationByTrigger", 1, observe.D("Trigger", string(e.Trigger)), observe.D("Status", res.Status))
 	m.Millis("EscalationLatency", time.Since(start), observe.D("Target", res.Target))
 	slog.InfoContext(ctx, "escalation answered", "status", res.Status, "target", res.Target, "ticket_key", res.TicketKey,
 		"attempts", res.Attempts, "masked_count", res.Masked, "reason", res.Reason, "catastrophe_mode", res.CatastropheMode,
@@ -166,8 +242,11 @@ func (s *Service) Escalate(ctx context.Context, in Input) (Result, *apigw.Error)
 	return res, nil
 }
 
-func (s *Service) escalate(ctx context.Context, e *Escalation, validation string) (Result, error) {
+// deliver answers a validated escalation: a replay, or a run that delivers, links, queues or
+// fails it.
+func (s *Service) deliver(ctx context.Context, e *Escalation, validation string) (Result, error) {
 	claim, replay, err := s.Idem.Begin(ctx, IdempotencyPrefix+"#"+e.ID, validation)
+	unprotected := false
 	switch {
 	case errors.Is(err, idempotency.ErrMismatch):
 		return Result{}, errConflict
@@ -176,8 +255,17 @@ func (s *Service) escalate(ctx context.Context, e *Escalation, validation string
 			Message: "An identical escalation is still being delivered; its ticket will be linked to the conversation."}, nil
 	case err != nil:
 		// Without the idempotency table, duplicates cannot be ruled out; a caller on the phone
-		// still gets a ticket. ServiceNow's correlation lookup still prevents doubles there.
+		// still gets a ticket. What still protects against a double: this environment's
+		// memory of its recent answers, Jira's marker search before creating, ServiceNow's
+		// correlation_id read (every attempt), and the answer recorded as soon as the store
+		// answers again.
+		unprotected = true
 		observe.MetricsFrom(ctx).Count("IdempotencyUnavailable", 1)
+		if res, ok := s.recent.get(e.ID, s.now()); ok {
+			observe.MetricsFrom(ctx).Count("EscalationReplayed", 1)
+			slog.WarnContext(ctx, "idempotency store unavailable; replaying this environment's earlier answer", "status", res.Status, "error", err)
+			return res, nil
+		}
 		slog.WarnContext(ctx, "idempotency store unavailable; delivering without duplicate protection", "error", err)
 	case replay != nil:
 		var res Result
@@ -187,16 +275,40 @@ func (s *Service) escalate(ctx context.Context, e *Escalation, validation string
 		}
 		slog.WarnContext(ctx, "stored answer unreadable; delivering again")
 	}
-	res := s.run(ctx, e, claim)
-	s.finish(ctx, e, claim, res)
+	res := s.run(ctx, e, claim, unprotected)
+	s.finish(ctx, e, claim, validation, res)
+	if res.Status != StatusFailed {
+		s.recent.put(e.ID, res, s.now().Add(s.Config.IdempotencyTTL))
+	}
 	return res, nil
 }
 
+// closeReserve is the part of the budget kept back from delivery for recording its outcome
+// (the breaker, the answer or the queued item, the link-back), at most a fifth of the budget.
+const closeReserve = 500 * time.Millisecond
+
+// deliverBy is when delivery must stop so the outcome can be recorded within ctx's deadline.
+func (s *Service) deliverBy(ctx context.Context) time.Time {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(s.Config.Budget)
+	}
+	return d.Add(-min(closeReserve, s.Config.Budget/5))
+}
+
+// finder is a target that can look for an escalation's ticket without creating one (Jira: its
+// marker search). ServiceNow needs none: every delivery reads before it creates.
+type finder interface {
+	Find(ctx context.Context, e *Escalation) (Ticket, bool, error)
+}
+
 // run delivers the escalation (or links, queues or fails it) and returns the answer.
-func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Claim) Result {
+// unprotected: the idempotency store could not be asked, so an earlier delivery of the same
+// escalation cannot be ruled out; a target that can look for it first does.
+func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Claim, unprotected bool) Result {
 	target := s.Targets[e.Target]
 	if target == nil {
-		return s.fail(ctx, e, ReasonConfiguration, 0, fmt.Errorf("no escalation target is configured (JIRA_BASE_URL and SERVICENOW_BASE_URL are empty)"))
+		return s.fail(ctx, e, ReasonConfiguration, 0, time.Time{}, fmt.Errorf("no escalation target is configured (JIRA_BASE_URL and SERVICENOW_BASE_URL are empty)"))
 	}
 	var since time.Time
 	if claim != nil && claim.Recovered {
@@ -222,14 +334,32 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 
 	var tk Ticket
 	attempts := 0
-	budget, cancel := context.WithTimeout(ctx, s.Config.Budget)
-	defer cancel()
-	err = s.guard(e.Target).Do(budget, func(ctx context.Context) error {
+	deliverBy := s.deliverBy(ctx)
+	// The breaker records the outcome within ctx's deadline; delivery itself stops earlier.
+	err = s.guard(e.Target).Do(ctx, func(ctx context.Context) error {
+		ctx, cancel := context.WithDeadline(ctx, deliverBy)
+		defer cancel()
+		if f, ok := target.(finder); ok && unprotected {
+			found, ok, err := f.Find(ctx, e)
+			switch {
+			case ok:
+				tk = found
+				return nil
+			case err != nil && connectors.IsOutage(err):
+				return err
+			case err != nil:
+				slog.WarnContext(ctx, "could not look for an earlier delivery; creating", "error", err)
+			}
+		}
 		_, err := retry.Do(ctx, deliveryRetry, func(ctx context.Context, attempt int) error {
 			attempts = attempt
 			t, err := target.Deliver(ctx, e, since)
 			if err == nil {
 				tk = t
+			}
+			// An attempt whose write may have landed makes every later one look first.
+			if d, ok := doubtOf(err); ok {
+				since = later(since, d)
 			}
 			return err
 		})
@@ -249,22 +379,21 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 		if due.IsZero() || due.Before(s.now()) {
 			due = s.now().Add(time.Minute)
 		}
-		return s.queue(ctx, e, due, since, ReasonBreakerOpen, 0, err)
+		return s.queue(ctx, e, Item{Due: due, Since: since, Reason: ReasonBreakerOpen}, 0, err)
 	case errors.As(err, &deferred):
-		return s.queue(ctx, e, deferred.Until, deferred.Since, ReasonVerifying, attempts, err)
+		return s.queue(ctx, e, Item{Due: deferred.Until, NotBefore: deferred.Until, Since: since, Reason: ReasonVerifying}, attempts, err)
 	}
 	if reason, permanent := failureReason(err); permanent {
-		return s.fail(ctx, e, reason, attempts, err)
+		return s.fail(ctx, e, reason, attempts, since, err)
 	}
-	due := s.now().Add(time.Minute) // the next redrive run, unless the target asked for longer
-	if d, ok := retryAfter(err); ok && s.now().Add(d).After(due) {
-		due = s.now().Add(d)
+	it := Item{Due: s.now().Add(time.Minute), Since: since, Reason: ReasonUnavailable} // the next redrive run at the latest
+	if d, ok := retryAfter(err); ok && s.now().Add(d).After(it.Due) {
+		it.Due, it.NotBefore = s.now().Add(d), s.now().Add(d)
 	}
-	reason := ReasonUnavailable
 	if connectors.KindOf(err) == connectors.KindRateLimited {
-		reason = ReasonRateLimited
+		it.Reason = ReasonRateLimited
 	}
-	return s.queue(ctx, e, due, since, reason, attempts, err)
+	return s.queue(ctx, e, it, attempts, err)
 }
 
 func (s *Service) guard(target string) Guard {
@@ -308,6 +437,13 @@ func (s *Service) result(e *Escalation, status, reason string, attempts int, msg
 func (s *Service) delivered(ctx context.Context, e *Escalation, tk Ticket, attempts int) Result {
 	res := s.result(e, StatusCreated, "", attempts, "")
 	res.TicketKey, res.TicketURL = tk.Key, tk.URL
+	// seed 001's data integrity: tickets without a Genesys conversation id (should stay 0; the
+	// value is recorded for every ticket so the dashboard shows the zero)
+	missing := 0.0
+	if e.ConversationID == "" {
+		missing = 1
+	}
+	observe.MetricsFrom(ctx).Count("TicketWithoutConversationId", missing, observe.D("Target", e.Target))
 	switch {
 	case tk.Updated:
 		res.Status = StatusUpdated
@@ -328,7 +464,7 @@ func (s *Service) delivered(ctx context.Context, e *Escalation, tk Ticket, attem
 func (s *Service) link(ctx context.Context, e *Escalation, f Flag) Result {
 	if err := s.Outage.Link(ctx, e.Target, f.Master, e); err != nil {
 		slog.ErrorContext(ctx, "outage link could not be recorded; queuing the escalation instead", "error", err)
-		return s.queue(ctx, e, s.now().Add(time.Minute), time.Time{}, ReasonBreakerOpen, 0, err)
+		return s.queue(ctx, e, Item{Due: s.now().Add(time.Minute), Reason: ReasonBreakerOpen}, 0, err)
 	}
 	observe.MetricsFrom(ctx).Count("OutageLinked", 1, observe.D("Target", e.Target))
 	msg := f.Message
@@ -340,18 +476,29 @@ func (s *Service) link(ctx context.Context, e *Escalation, f Flag) Result {
 	return res
 }
 
-// queue stores the escalation for escalation-redrive. If even that fails, the answer is
-// "failed", and the escalation is in the error log line and the EscalationFailed alarm.
-func (s *Service) queue(ctx context.Context, e *Escalation, due, since time.Time, reason string, attempts int, cause error) Result {
+// queue stores the escalation for escalation-redrive: it holds when (Due, NotBefore), why
+// (Reason) and since when an attempt may have created the ticket (Since). If even that fails,
+// the answer is "failed", and the escalation is in the error log line and the EscalationFailed
+// alarm.
+func (s *Service) queue(ctx context.Context, e *Escalation, it Item, attempts int, cause error) Result {
 	// Item.Attempts counts the redrive's attempts, which the backoff grows with.
-	it := Item{Escalation: *e, Due: due, CreatedAt: s.now(), Reason: reason, Since: since, LastError: errText(cause)}
+	it.Escalation, it.CreatedAt, it.LastError = *e, s.now(), errText(cause)
+	due, reason := it.Due, it.Reason
 	err := s.Outbox.Enqueue(ctx, it, s.Config.MaxAge)
 	if err != nil && !errors.Is(err, ErrAlreadyQueued) {
+		reason, msg := ReasonOutboxUnavailable, "The ticket could not be created and the escalation could not be queued; the operations team has been alerted."
+		if store.Unavailable(err) {
+			// Answered at once, so the flow takes its fallback branch now rather than after the
+			// state store's silence. The item may still land if the store took it after all:
+			// the redrive then delivers it, and the claim kept in finish makes a repeat of
+			// this request look before it delivers.
+			reason, msg = ReasonStateUnavailable, fmt.Sprintf("%s cannot take the escalation right now and it could not be queued (the state store is unavailable); take the fallback path. The operations team has been alerted.", targetName(e.Target))
+		}
 		observe.MetricsFrom(ctx).Count("EscalationFailed", 1)
-		slog.ErrorContext(ctx, "escalation could not be delivered nor queued: it needs a person", "reason", ReasonOutboxUnavailable,
-			"escalation", e, "delivery_error", errText(cause), "error", err)
-		return s.result(e, StatusFailed, ReasonOutboxUnavailable, attempts,
-			"The ticket could not be created and the escalation could not be queued; the operations team has been alerted.")
+		observe.MetricsFrom(ctx).Count("EscalationFailedByReason", 1, observe.D("Target", e.Target), observe.D("Reason", reason))
+		slog.ErrorContext(ctx, "escalation could not be delivered nor queued: it needs a person", "reason", reason,
+			"escalation", e, "delivery_error", errText(cause), "in_doubt_since", it.Since, "error", err)
+		return s.result(e, StatusFailed, reason, attempts, msg)
 	}
 	observe.MetricsFrom(ctx).Count("EscalationQueued", 1, observe.D("Target", e.Target), observe.D("Reason", reason))
 	slog.WarnContext(ctx, "escalation queued for escalation-redrive", "reason", reason, "due", due.UTC(), "error", errText(cause))
@@ -362,11 +509,13 @@ func (s *Service) queue(ctx context.Context, e *Escalation, due, since time.Time
 	return s.result(e, StatusQueued, reason, attempts, msg)
 }
 
-// fail records an escalation a person must act on and raises the EscalationFailed alarm.
-func (s *Service) fail(ctx context.Context, e *Escalation, reason string, attempts int, cause error) Result {
+// fail records an escalation a person must act on and raises the EscalationFailed alarm. since
+// is kept on the failed item, so a retry after the fix still looks for a ticket an earlier
+// attempt may have created.
+func (s *Service) fail(ctx context.Context, e *Escalation, reason string, attempts int, since time.Time, cause error) Result {
 	observe.MetricsFrom(ctx).Count("EscalationFailed", 1)
 	observe.MetricsFrom(ctx).Count("EscalationFailedByReason", 1, observe.D("Target", e.Target), observe.D("Reason", reason))
-	it := Item{Escalation: *e, CreatedAt: s.now(), Attempts: attempts, Reason: reason, LastError: errText(cause)}
+	it := Item{Escalation: *e, CreatedAt: s.now(), Attempts: attempts, Reason: reason, Since: since, LastError: errText(cause)}
 	if err := s.Outbox.Fail(ctx, it); err != nil {
 		slog.ErrorContext(ctx, "failed escalation could not be recorded", "escalation", e, "error", err)
 	}
@@ -388,7 +537,7 @@ func (s *Service) fail(ctx context.Context, e *Escalation, reason string, attemp
 // finish records the answer (or frees the key for a retry) while the ticket is linked back to
 // the Genesys participant; both must end before the caller is answered, neither waits for
 // the other.
-func (s *Service) finish(ctx context.Context, e *Escalation, claim *idempotency.Claim, res Result) {
+func (s *Service) finish(ctx context.Context, e *Escalation, claim *idempotency.Claim, validation string, res Result) {
 	var wg sync.WaitGroup
 	if res.TicketKey != "" && (res.Status == StatusCreated || res.Status == StatusUpdated || res.Status == StatusLinked) {
 		wg.Add(1)
@@ -397,18 +546,26 @@ func (s *Service) finish(ctx context.Context, e *Escalation, claim *idempotency.
 			s.linkBack(ctx, e, res)
 		}()
 	}
-	if claim != nil {
-		var err error
-		switch res.Status {
-		case StatusFailed:
-			err = claim.Release(ctx) // a retry after the fix runs again
-		default:
-			data, _ := json.Marshal(res)
-			err = claim.Complete(ctx, data)
-		}
-		if err != nil {
-			slog.WarnContext(ctx, "escalation answer not recorded for replays", "error", err)
-		}
+	data, _ := json.Marshal(res)
+	var err error
+	switch {
+	case claim != nil && res.Reason == ReasonStateUnavailable:
+		// The queued item may land once the store answers again. The claim stays: a repeat
+		// after its lease is a recovery, which looks for the queued item and the ticket
+		// before it delivers, rather than a fresh run that would deliver a second time.
+	case claim != nil && res.Status == StatusFailed:
+		err = claim.Release(ctx) // a retry after the fix runs again
+	case claim != nil:
+		err = claim.Complete(ctx, data)
+	case res.Status != StatusFailed:
+		// Answered without a claim: record the answer for repeats. The write is sent even if
+		// the store is resting after a stall: a stalled DynamoDB executes it when it runs
+		// again, and then a repeat replays this answer instead of delivering a second time (it
+		// also completes a claim of this run that landed late).
+		err = s.Idem.Record(store.SendDuringRest(ctx), IdempotencyPrefix+"#"+e.ID, validation, data)
+	}
+	if err != nil {
+		slog.WarnContext(ctx, "escalation answer not recorded for replays", "error", err)
 	}
 	wg.Wait()
 }

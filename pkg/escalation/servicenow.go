@@ -8,6 +8,7 @@ import (
 
 	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow"
+	"github.com/cxbridge/cxbridge/pkg/ratelimit"
 )
 
 // ServiceNowAPI is the part of the ServiceNow client the target uses.
@@ -15,6 +16,7 @@ type ServiceNowAPI interface {
 	Query(ctx context.Context, table servicenow.Table, q *servicenow.EncodedQuery, opt servicenow.QueryOptions, out any) error
 	CreateIncident(ctx context.Context, n servicenow.NewIncident) (servicenow.Incident, error)
 	AppendWorkNote(ctx context.Context, incident servicenow.SysID, note string) error
+	JournalHas(ctx context.Context, table servicenow.Table, id servicenow.SysID, field servicenow.Field, marker servicenow.Token) (bool, error)
 	IncidentURL(id servicenow.SysID) string
 	BaseURL() string
 }
@@ -27,14 +29,16 @@ type ServiceNowAPI interface {
 //   - one carrying this escalation's id was created by an earlier attempt that died: it is the
 //     answer ("created", recovered);
 //   - another incident of the conversation gets a work note instead of a second incident
-//     ("updated");
+//     ("updated"); the note names the escalation id, and when an earlier attempt may have
+//     appended it (since is set) sys_journal_field is read first, so it is never appended twice;
 //   - otherwise a new incident is created.
 //
-// Because the read is consistent, a retry after an unknown outcome is safe, and so attempts
-// are retried at once.
+// Because both reads are consistent, a write whose outcome is unknown (*DoubtError) may be
+// followed by the next attempt at once: that attempt verifies before it writes.
 type ServiceNowTarget struct {
 	API    ServiceNowAPI
 	Config ServiceNowConfig
+	Now    func() time.Time
 }
 
 // Name is "servicenow".
@@ -56,9 +60,13 @@ func CorrelationID(e *Escalation) servicenow.Token {
 	return servicenow.MustKey(conversationPrefix(e.ConversationID).String() + e.ID)
 }
 
-// Deliver creates the incident, or finds or updates the conversation's. since is not needed:
-// every attempt looks first.
-func (t *ServiceNowTarget) Deliver(ctx context.Context, e *Escalation, _ time.Time) (Ticket, error) {
+// Deliver creates the incident, or finds or updates the conversation's. Every attempt reads the
+// conversation's incidents first; since (an earlier attempt may have written) makes the work
+// note path read the journal too.
+func (t *ServiceNowTarget) Deliver(ctx context.Context, e *Escalation, since time.Time) (Ticket, error) {
+	// A read and a write: under ServiceNow's shared rate limit both calls are taken at once or
+	// neither, so a flood does not spend the limit on reads whose create is then refused.
+	ctx = ratelimit.Reserve(ctx, 2)
 	corr := CorrelationID(e)
 	q := servicenow.NewQuery().
 		Where(servicenow.StartsWith(servicenow.FieldCorrelationID, conversationPrefix(e.ConversationID))).
@@ -78,9 +86,18 @@ func (t *ServiceNowTarget) Deliver(ctx context.Context, e *Escalation, _ time.Ti
 		if err != nil {
 			return Ticket{}, &connectors.Error{System: servicenow.System, Op: "read incident", Kind: connectors.KindBadResponse, Err: err}
 		}
+		if !since.IsZero() {
+			landed, err := t.API.JournalHas(ctx, servicenow.TableIncident, id, servicenow.FieldWorkNotes, servicenow.MustKey(e.ID))
+			if err != nil {
+				return Ticket{}, err
+			}
+			if landed {
+				return t.ticket(in, true, true)
+			}
+		}
 		note := fmt.Sprintf("Another escalation for this call (%s, escalation id %s):\n\n%s", e.Trigger.Label(), e.ID, e.details())
 		if err := t.API.AppendWorkNote(ctx, id, note); err != nil {
-			return Ticket{}, err
+			return Ticket{}, t.doubt(err)
 		}
 		return t.ticket(in, true, false)
 	}
@@ -102,9 +119,21 @@ func (t *ServiceNowTarget) Deliver(ctx context.Context, e *Escalation, _ time.Ti
 	}
 	in, err := t.API.CreateIncident(ctx, n)
 	if err != nil {
-		return Ticket{}, err
+		return Ticket{}, t.doubt(err)
 	}
 	return t.ticket(in, false, false)
+}
+
+// doubt marks a write whose outcome is unknown, so the next attempt looks before it writes.
+func (t *ServiceNowTarget) doubt(err error) error {
+	if connectors.InDoubt(err) {
+		now := time.Now()
+		if t.Now != nil {
+			now = t.Now()
+		}
+		return &DoubtError{Since: now, Err: err}
+	}
+	return err
 }
 
 func (t *ServiceNowTarget) ticket(in servicenow.Incident, updated, recovered bool) (Ticket, error) {
@@ -157,12 +186,10 @@ func (t *ServiceNowTarget) description(e *Escalation) string {
 	if e.Description != "" {
 		b.WriteString("\nNotes:\n" + e.Description + "\n")
 	}
+	e.inputProblems(&b)
 	fmt.Fprintf(&b, "\nEscalation id: %s (cxbridge)", e.ID)
 	return b.String()
 }
-
-// Unsure is always false: every attempt reads the conversation's incidents before creating.
-func (t *ServiceNowTarget) Unsure(error) bool { return false }
 
 // Note appends a work note to the master incident.
 func (t *ServiceNowTarget) Note(ctx context.Context, m Master, text string) error {
@@ -171,6 +198,19 @@ func (t *ServiceNowTarget) Note(ctx context.Context, m Master, text string) erro
 		return &connectors.Error{System: servicenow.System, Op: "append work note", Kind: connectors.KindConfig, Message: "the master incident's sys_id is unknown"}
 	}
 	return t.API.AppendWorkNote(ctx, id, text)
+}
+
+// NoteLanded reads the master incident's work notes (sys_journal_field) for the note's token.
+func (t *ServiceNowTarget) NoteLanded(ctx context.Context, m Master, token string) (bool, error) {
+	id, err := servicenow.ParseSysID(m.SysID)
+	if err != nil {
+		return false, &connectors.Error{System: servicenow.System, Op: "read work notes", Kind: connectors.KindConfig, Message: "the master incident's sys_id is unknown"}
+	}
+	tok, err := servicenow.ParseKey(token)
+	if err != nil {
+		return false, &connectors.Error{System: servicenow.System, Op: "read work notes", Kind: connectors.KindRejected, Message: "marker: " + err.Error()}
+	}
+	return t.API.JournalHas(ctx, servicenow.TableIncident, id, servicenow.FieldWorkNotes, tok)
 }
 
 // ResolveMaster finds the master incident's sys_id by its number.

@@ -159,8 +159,21 @@ func (e *Escalation) details() string {
 	if e.Description != "" {
 		b.WriteString("\nNotes:\n" + e.Description + "\n")
 	}
+	e.inputProblems(&b)
 	fmt.Fprintf(&b, "\nEscalation id: %s (cxbridge)", e.ID)
 	return b.String()
+}
+
+// inputProblems lists the inputs that were dropped or shortened, so an agent knows what the
+// ticket is missing.
+func (e *Escalation) inputProblems(b *strings.Builder) {
+	if len(e.Warnings) == 0 {
+		return
+	}
+	b.WriteString("\nInput problems (the escalation went on without these values):\n")
+	for _, w := range e.Warnings {
+		b.WriteString("- " + w + "\n")
+	}
 }
 
 func truncate(s string, n int) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow"
 	"github.com/cxbridge/cxbridge/pkg/idempotency"
 	"github.com/cxbridge/cxbridge/pkg/mask"
+	"github.com/cxbridge/cxbridge/pkg/ratelimit"
 )
 
 // Deps are what a Service is built from: the real clients in a function, the same clients
@@ -21,6 +22,8 @@ type Deps struct {
 	DB      *dynamodb.Client
 	Secrets connectors.SecretReader
 	HTTP    *http.Client // nil: connectors.DefaultHTTPClient
+	// Limits are the shared rate limits per system; each target's client goes through its own.
+	Limits ratelimit.Limits
 	// Breaker is the settings template of the per-target breakers (Name is set per target).
 	Breaker breaker.Settings
 	Now     func() time.Time
@@ -58,11 +61,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return breaker.New(d.DB, cfg.StateTable, bs)
 	}
 	if cfg.Jira.BaseURL != "" {
-		s.Targets[Jira] = &JiraTarget{API: jira.New(cfg.Jira.BaseURL, d.Secrets, cfg.Jira.SecretID, hc), Config: cfg.Jira, Now: d.Now}
+		s.Targets[Jira] = &JiraTarget{API: jira.New(cfg.Jira.BaseURL, d.Secrets, cfg.Jira.SecretID, d.Limits.Client(jira.System, hc)), Config: cfg.Jira, Now: d.Now}
 		s.Guards[Jira] = guard(Jira)
 	}
 	if cfg.ServiceNow.BaseURL != "" {
-		s.Targets[ServiceNow] = &ServiceNowTarget{API: servicenow.New(cfg.ServiceNow.BaseURL, d.Secrets, cfg.ServiceNow.SecretID, hc), Config: cfg.ServiceNow}
+		s.Targets[ServiceNow] = &ServiceNowTarget{API: servicenow.New(cfg.ServiceNow.BaseURL, d.Secrets, cfg.ServiceNow.SecretID, d.Limits.Client(servicenow.System, hc)), Config: cfg.ServiceNow, Now: d.Now}
 		s.Guards[ServiceNow] = guard(ServiceNow)
 	}
 	if cfg.GenesysAPIBaseURL != "" && cfg.GenesysSecretID != "" {
@@ -70,7 +73,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		if login == "" {
 			login = cfg.GenesysAPIBaseURL
 		}
-		s.Genesys = genesys.New(cfg.GenesysAPIBaseURL, login, d.Secrets, cfg.GenesysSecretID, hc)
+		s.Genesys = genesys.New(cfg.GenesysAPIBaseURL, login, d.Secrets, cfg.GenesysSecretID, d.Limits.Client(genesys.System, hc))
 	}
 	return s, nil
 }

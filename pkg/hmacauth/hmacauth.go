@@ -89,33 +89,51 @@ func (v *Verifier) window() time.Duration {
 	return DefaultWindow
 }
 
-// Verify checks the timestamp and signature headers of a request with the given raw body. It
-// returns nil, a *Rejection (answer 401), or another error (the keys or the replay guard could
-// not be read: answer 5xx and let the sender retry).
+// Verify checks the timestamp and signature headers of a request with the given raw body and
+// claims the signature against replays. It returns nil, a *Rejection (answer 401), or another
+// error (the keys or the replay guard could not be read: answer 5xx and let the sender retry).
 func (v *Verifier) Verify(ctx context.Context, timestamp, signature string, body []byte) error {
+	signed, err := v.Check(ctx, timestamp, signature, body)
+	if err != nil {
+		return err
+	}
+	return signed.Claim(ctx)
+}
+
+// Signed is a request whose signature checked out but is not yet claimed against replays.
+type Signed struct {
+	v        *Verifier
+	sig      []byte
+	now, end time.Time
+}
+
+// Check is Verify without the replay claim, for a caller that must first see whether the body
+// is usable: a request refused for its content must leave nothing behind. Call Claim before
+// acting on the request.
+func (v *Verifier) Check(ctx context.Context, timestamp, signature string, body []byte) (*Signed, error) {
 	timestamp, signature = strings.TrimSpace(timestamp), strings.TrimSpace(signature)
 	if timestamp == "" {
-		return &Rejection{HeaderTimestamp, "missing"}
+		return nil, &Rejection{HeaderTimestamp, "missing"}
 	}
 	if signature == "" {
-		return &Rejection{HeaderSignature, "missing"}
+		return nil, &Rejection{HeaderSignature, "missing"}
 	}
 	secs, err := parseUnix(timestamp)
 	if err != nil {
-		return &Rejection{HeaderTimestamp, "not unix seconds"}
+		return nil, &Rejection{HeaderTimestamp, "not unix seconds"}
 	}
 	now := v.now()
 	sent := time.Unix(secs, 0)
 	if d := now.Sub(sent); d > v.window() || d < -v.window() {
-		return &Rejection{HeaderTimestamp, fmt.Sprintf("outside the %s window", v.window())}
+		return nil, &Rejection{HeaderTimestamp, fmt.Sprintf("outside the %s window", v.window())}
 	}
 	got, err := hex.DecodeString(signature)
 	if err != nil || len(got) != sha256.Size {
-		return &Rejection{HeaderSignature, "not a hex HMAC-SHA256"}
+		return nil, &Rejection{HeaderSignature, "not a hex HMAC-SHA256"}
 	}
 	keys, err := v.Keys(ctx)
 	if err != nil {
-		return fmt.Errorf("hmacauth: signing keys: %w", err)
+		return nil, fmt.Errorf("hmacauth: signing keys: %w", err)
 	}
 	matched := false
 	for _, k := range keys {
@@ -129,17 +147,19 @@ func (v *Verifier) Verify(ctx context.Context, timestamp, signature string, body
 		}
 	}
 	if !matched {
-		return &Rejection{HeaderSignature, "does not match"}
+		return nil, &Rejection{HeaderSignature, "does not match"}
 	}
-	if v.Replay != nil {
-		// The marker lives as long as the timestamp is acceptable, plus skew: after that the
-		// window check alone refuses the request.
-		until := sent.Add(v.window()).Add(time.Minute)
-		if err := v.Replay.Claim(ctx, hex.EncodeToString(got), now, until); err != nil {
-			return err
-		}
+	// The marker lives as long as the timestamp is acceptable, plus skew: after that the
+	// window check alone refuses the request.
+	return &Signed{v: v, sig: got, now: now, end: sent.Add(v.window()).Add(time.Minute)}, nil
+}
+
+// Claim records the signature as used; a signature claimed before is a *Rejection (replay).
+func (s *Signed) Claim(ctx context.Context) error {
+	if s.v.Replay == nil {
+		return nil
 	}
-	return nil
+	return s.v.Replay.Claim(ctx, hex.EncodeToString(s.sig), s.now, s.end)
 }
 
 // parseUnix accepts 1 to 12 ASCII digits.

@@ -7,7 +7,7 @@
 //	expiration              unix seconds; the DynamoDB TTL attribute, and checked here too
 //	                        because TTL deletion lags (up to 48 h)
 //	status                  INPROGRESS | COMPLETED
-//	in_progress_expiration  unix milliseconds: the Lambda deadline of the run that holds it
+//	in_progress_expiration  unix milliseconds: the deadline of the run that holds it
 //	data                    the JSON response to replay
 //	validation              a hash of the payload: the same key with another payload is refused
 //
@@ -21,7 +21,8 @@
 //   - a different validation: ErrMismatch, whatever the status (the caller answers 409).
 //   - INPROGRESS: a concurrent duplicate. Unlike Powertools, which fails at once, Begin polls
 //     with consistent reads for up to Wait for the first run's result and replays it
-//     (Powertools python issue 2490); after Wait it returns ErrInProgress.
+//     (Powertools python issue 2490); after Wait, or if the store stops answering meanwhile,
+//     it returns ErrInProgress.
 //   - INPROGRESS past in_progress_expiration: the holder died (a Lambda timeout or crash) before
 //     it could record a result. The record is claimed again, and the Claim says so
 //     (Recovered, PreviousClaimAt), because the dead run may have had side effects.
@@ -29,6 +30,10 @@
 // A Claim ends with Complete (store the response) or Release (delete the record so a retry
 // runs again, as Powertools does when the handler raises). Both are fenced by the claim's own
 // in_progress_expiration, so a run that outlived its lease cannot overwrite its successor.
+// Record stores an answer given without a claim (the store could not be written at the time).
+//
+// The lease (in_progress_expiration) is the deadline of the context Begin is called with:
+// create-escalation calls it with its request's deadline, after which the run no longer acts.
 package idempotency
 
 import (
@@ -192,7 +197,9 @@ func (s *Store) Begin(ctx context.Context, id, validation string) (*Claim, *Reco
 			}
 			rec, err := s.Get(ctx, id)
 			if err != nil {
-				return nil, nil, err
+				// The store stopped answering while another run held the key: that run is
+				// delivering, as far as anyone can tell, and must not be doubled.
+				return nil, nil, ErrInProgress
 			}
 			now := s.cfg.Now()
 			if rec == nil || rec.expired(now) || rec.stale(now) {
@@ -346,26 +353,39 @@ func (c *Claim) Release(ctx context.Context) error {
 	return nil
 }
 
-// Replace swaps the stored response of a COMPLETED record (a queued escalation that a later
-// run delivered), keeping its expiration. It does nothing when the record is gone or in
-// progress.
-func (s *Store) Replace(ctx context.Context, id string, data []byte) error {
+// Record stores data as the key's answer when no live run holds the key: it replaces the
+// answer of a COMPLETED record (a queued escalation that a later run delivered), and writes a
+// COMPLETED record where there is none, or only an expired one or one whose holder died. The
+// latter happens after the state store could not be written when the answer was given (the
+// run that delivered had no claim, or could not complete it): from then on the key replays
+// this answer instead of running again. A record held by a live run is left alone; that run
+// answers for itself. validation, when not empty, is stored if the record has none.
+func (s *Store) Record(ctx context.Context, id, validation string, data []byte) error {
+	now := s.cfg.Now()
+	update := "SET #st = :completed, #data = :data, #exp = :exp REMOVE #ipe"
+	names := map[string]string{"#id": attrID, "#st": attrStatus, "#data": attrData, "#exp": attrExpiration, "#ipe": attrInProgressExpiration}
+	values := map[string]types.AttributeValue{
+		":completed": store.S(StatusCompleted), ":inprogress": store.S(StatusInProgress), ":data": store.S(string(data)),
+		":exp": store.N(now.Add(s.cfg.Expires).Unix()), ":now": store.N(now.Unix()), ":nowms": store.N(now.UnixMilli()),
+	}
+	if validation != "" {
+		update = "SET #st = :completed, #data = :data, #exp = :exp, #val = if_not_exists(#val, :val) REMOVE #ipe"
+		names["#val"], values[":val"] = attrValidation, store.S(validation)
+	}
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.cfg.Table),
-		Key:                      map[string]types.AttributeValue{attrID: store.S(id)},
-		UpdateExpression:         aws.String("SET #data = :data"),
-		ConditionExpression:      aws.String("#st = :completed AND #exp >= :now"),
-		ExpressionAttributeNames: map[string]string{"#st": attrStatus, "#data": attrData, "#exp": attrExpiration},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":completed": store.S(StatusCompleted), ":data": store.S(string(data)), ":now": store.N(s.cfg.Now().Unix()),
-		},
+		TableName:                 aws.String(s.cfg.Table),
+		Key:                       map[string]types.AttributeValue{attrID: store.S(id)},
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("attribute_not_exists(#id) OR #exp < :now OR #st = :completed OR (#st = :inprogress AND #ipe < :nowms)"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("replace idempotency record: %w", err)
+		return fmt.Errorf("record idempotency answer: %w", err)
 	}
 	return nil
 }

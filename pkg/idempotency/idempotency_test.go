@@ -246,24 +246,47 @@ func TestExpiredRecordIsNotReplayed(t *testing.T) {
 	}
 }
 
-func TestReplaceUpdatesACompletedRecordOnly(t *testing.T) {
-	s, _, _, _ := newStore(t, idempotency.Config{})
+func TestRecordLeavesALiveRunAlone(t *testing.T) {
+	s, _, _, clk := newStore(t, idempotency.Config{})
 	ctx := context.Background()
 	id := idempotency.Key("p", "queued")
 	c := begin(t, s, ctx, id, "v")
-	if err := s.Replace(ctx, id, []byte("too early")); err != nil {
+	if err := s.Record(ctx, id, "v", []byte("too early")); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Complete(ctx, []byte("queued")); err != nil {
-		t.Fatal(err)
+		t.Fatalf("a live claim must survive Record: %v", err)
 	}
-	if err := s.Replace(ctx, id, []byte("created")); err != nil {
+	if err := s.Record(ctx, id, "", []byte("created")); err != nil {
 		t.Fatal(err)
 	}
 	if _, rec, _ := s.Begin(ctx, id, "v"); rec == nil || string(rec.Data) != "created" {
-		t.Fatalf("replay after replace: %v", rec)
+		t.Fatalf("replay after Record: %v", rec)
 	}
-	if err := s.Replace(ctx, idempotency.Key("p", "absent"), []byte("x")); err != nil {
-		t.Fatalf("replacing a missing record is a no-op: %v", err)
+	if _, _, err := s.Begin(ctx, id, "other"); !errors.Is(err, idempotency.ErrMismatch) {
+		t.Fatalf("the validation survives Record: %v", err)
+	}
+
+	// No record (the claim could not be written): Record makes one, with its validation.
+	absent := idempotency.Key("p", "absent")
+	if err := s.Record(ctx, absent, "v", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, rec, _ := s.Begin(ctx, absent, "v"); rec == nil || string(rec.Data) != "x" {
+		t.Fatalf("replay of a recorded answer: %v", rec)
+	}
+	if _, _, err := s.Begin(ctx, absent, "w"); !errors.Is(err, idempotency.ErrMismatch) {
+		t.Fatalf("validation of a recorded answer: %v", err)
+	}
+
+	// A claim whose holder died (in-progress past its lease) is completed by Record.
+	dead := idempotency.Key("p", "dead")
+	begin(t, s, ctx, dead, "")
+	clk.jump(time.Hour)
+	if err := s.Record(ctx, dead, "", []byte("delivered")); err != nil {
+		t.Fatal(err)
+	}
+	if _, rec, _ := s.Begin(ctx, dead, ""); rec == nil || string(rec.Data) != "delivered" {
+		t.Fatalf("replay after completing a dead claim: %v", rec)
 	}
 }

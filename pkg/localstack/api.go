@@ -27,8 +27,12 @@ const LocalServiceNowAPIKey = "local-servicenow-api-key"
 // Stage is the API Gateway stage name the local API pretends to serve.
 const Stage = "local"
 
-// maxPayload is API Gateway's 10 MB request limit.
-const maxPayload = 10 << 20
+// maxPayload is API Gateway's 10 MB request limit; maxInvokePayload is Lambda's 6 MB limit
+// for a synchronous invocation's event, which a body of more than about 6 MB exceeds.
+const (
+	maxPayload       = 10 << 20
+	maxInvokePayload = 6 << 20
+)
 
 // IntegrationTimeout is API Gateway's limit on a REST API's Lambda integration.
 const IntegrationTimeout = 29 * time.Second
@@ -70,6 +74,12 @@ func (s *Stack) API() http.Handler {
 			return
 		}
 		event, _ := json.Marshal(proxyEvent(r, route, body))
+		if len(event) > maxInvokePayload {
+			// Lambda refuses the invocation (RequestTooLargeException) and API Gateway answers
+			// this; the function never sees the request.
+			writeGateway(w, http.StatusRequestEntityTooLarge, "Request Too Long")
+			return
+		}
 		// The caller hanging up does not recall an invocation from Lambda; only the gateway's
 		// own timeout ends the wait, and then only the wait.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)

@@ -28,16 +28,21 @@ func init() {
 			Setup: linkedBackTo("3b1f6c2e-7d4a-4f3e-9c11-5a2b8e9d0a12", "8e2a1c44-1f0b-4c1d-9e8f-0a1b2c3d4e12", "SUPP-")},
 		"create-escalation/outage-linked.json": {Status: 200, Body: m{"status": "linked", "target": "servicenow", "ticketKey": "INC0010001",
 			"catastropheMode": true, "message": localOutageMessage, "attempts": 0.0}, Setup: outageDeclared},
-		"create-escalation/jira-down.json": {Status: 200, Body: m{"status": "queued", "target": "jira", "reason": "unavailable", "attempts": 3.0, "ticketKey": ""},
+		// A 503 may come after Jira created the request: never retried blind, verified later.
+		"create-escalation/jira-down.json": {Status: 200, Body: m{"status": "queued", "target": "jira", "reason": "verifying", "attempts": 1.0, "ticketKey": ""},
 			Setup: jiraFails(jiratest.Failure{Status: 503})},
 		"create-escalation/permission-denied.json": {Status: 200, Body: m{"status": "failed", "target": "jira", "reason": "permission_denied", "attempts": 1.0},
 			Setup: jiraFails(jiratest.Failure{Status: 403})},
 		"create-escalation/invalid-missing-trigger.json": {Status: 400, Body: m{"status": "rejected", "error": m{"field": "trigger", "code": "missing_field"}}},
-		"create-escalation/invalid-occurred-at.json":     {Status: 400, Body: m{"status": "rejected", "error": m{"field": "occurredAt", "code": "invalid_field"}}},
+		// A day-first date without an offset cannot be read: the escalation goes on with the
+		// time the request arrived, and says so.
+		"create-escalation/bad-occurred-at.json": {Status: 200, Body: m{"status": "created", "target": "jira",
+			"warnings": []any{"occurredAt: not an ISO-8601 date-time with an offset (e.g. 2026-11-22T10:15:00Z); the time the request arrived is used"}}},
 		// Runs after the create-escalation events with a setup (file order), so the outage
-		// example's link is waiting for its note, and jira-down's escalation is queued but not
-		// due for a minute.
-		"escalation-redrive/scheduled.json": {Body: m{"notes": 1.0, "linked": 1.0, "delivered": 0.0, "failed": 0.0, "due": 0.0}, Setup: masterNoted},
+		// example's link is waiting for its note, and jira-down's escalation is queued: held
+		// until the search lag (JiraSearchLagSeconds, 5 s locally) has passed, then delivered
+		// (Jira is back by then), whichever comes first on this machine.
+		"escalation-redrive/scheduled.json": {Body: m{"notes": 1.0, "linked": 1.0, "failed": 0.0, "due": 1.0}, Setup: masterNoted},
 	})
 }
 

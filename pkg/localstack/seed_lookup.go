@@ -10,7 +10,8 @@ import (
 // ServiceNow users the servicenow-lookup and priority-sync events use. Their sys_ids are fixed
 // so that events can name them.
 const (
-	// Abel Tuter calls from (415) 555-0100 and has four open incidents and a closed one.
+	// Abel Tuter calls from (415) 555-0100 and has four open incidents and a closed one; he is a
+	// VIP, the CFO of ACME Corporation.
 	CallerAbel = "06f194fb9c61d421e121cdce95a71ae4"
 	// Beth Anglin shares +1 212 555 0142 with her old, inactive account.
 	CallerBeth    = "a76577e27a4a6234a237823d0e3ac5e2"
@@ -23,19 +24,31 @@ const (
 	CallerErin = "918b1fc057818d01dff6cf458a8e41b9"
 )
 
-// RateLimitedDigits is the digit group every query about Erin's number carries.
-const RateLimitedDigits = "0429"
+// RateLimitedDigits is the digit piece every query about Erin's number carries (phoneLIKE429,
+// caller_id.phoneLIKE429).
+const RateLimitedDigits = "429"
 
 func init() {
 	servicenowSeeds = append(servicenowSeeds, seedLookup)
 }
 
 func seedLookup(sn *servicenowtest.Server) {
+	// Abel is a VIP of ACME in the directory: the screen pop carries the flag and his company,
+	// title, location and department (LookupUserFields' default).
+	acme := sn.AddNamed("core_company", "ACME Corporation")
+	dublin := sn.AddNamed("cmn_location", "Dublin HQ")
+	finance := sn.AddNamed("cmn_department", "Finance")
+	directory := map[string]map[string]string{
+		CallerAbel: {"vip": "true", "title": "Chief Financial Officer", "company": acme, "location": dublin, "department": finance},
+	}
 	user := func(id, userName, first, last, phone, mobile, employee string, active bool) {
 		fields := map[string]string{"sys_id": id, "user_name": userName, "first_name": first, "last_name": last,
 			"phone": phone, "mobile_phone": mobile, "employee_number": employee, "email": userName + "@example.com"}
 		if !active {
 			fields["active"] = "false"
+		}
+		for k, v := range directory[id] {
+			fields[k] = v
 		}
 		if _, err := sn.Insert("sys_user", fields); err != nil {
 			panic(err)
@@ -61,5 +74,5 @@ func seedLookup(sn *servicenowtest.Server) {
 	incident(CallerBeth, "Outlook keeps asking for the password", "2", "2", "2", 20*time.Hour)
 	incident(CallerCharlie, "Headset replaced", "7", "3", "3", 5*time.Hour)
 
-	sn.FailQuery(RateLimitedDigits, servicenowtest.Failure{Status: http.StatusTooManyRequests, RetryAfter: 3600})
+	sn.FailQuery("phoneLIKE"+RateLimitedDigits, servicenowtest.Failure{Status: http.StatusTooManyRequests, RetryAfter: 3600})
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/apigw"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow"
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow/servicenowtest"
@@ -62,9 +63,9 @@ const benchBody = `{"ani":"tel:+14155550100","conversationId":"` + conv + `"}`
 func benchLookup(b *testing.B, sequential, link bool) {
 	e := benchEnv(b, sequential)
 	ctx := context.Background()
-	in := lookup.Input{ANI: "tel:+14155550100"}
+	in := lookup.Input{ANI: apigw.LooseText{Text: "tel:+14155550100"}}
 	if link {
-		in.ConversationID = conv
+		in.ConversationID = apigw.LooseText{Text: conv}
 	}
 	n, start := 0, time.Now()
 	for b.Loop() {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/cxbridge/cxbridge/pkg/apigw/apigwtest"
 	"github.com/cxbridge/cxbridge/pkg/breaker"
@@ -28,10 +29,13 @@ func TestMain(m *testing.M) { dynamotest.Main(m) }
 // env is one servicenow-lookup execution environment wired to the ServiceNow fake, the Secrets
 // Manager fake and DynamoDB Local, built the way functions/servicenow-lookup/main.go builds it.
 type env struct {
-	svc    *lookup.Service
-	sn     *servicenowtest.Server
-	links  *callerlink.Store
-	client *servicenow.Client
+	svc     *lookup.Service
+	sn      *servicenowtest.Server
+	links   *callerlink.Store
+	client  *servicenow.Client
+	secrets connectors.SecretReader
+	db      *dynamodb.Client
+	table   string
 }
 
 type option func(*lookup.Config, *breaker.Settings)
@@ -58,6 +62,9 @@ func newEnv(t testing.TB, opts ...option) *env {
 		WaitingTTL:         time.Hour,
 		StateTable:         tables.State,
 	}
+	if cfg.UserFields, err = lookup.ParseUserFields(lookup.DefaultUserFields); err != nil {
+		t.Fatal(err)
+	}
 	bs := breaker.Settings{Name: "servicenow", Threshold: 3, OpenFor: time.Minute}
 	for _, o := range opts {
 		o(&cfg, &bs)
@@ -72,7 +79,7 @@ func newEnv(t testing.TB, opts ...option) *env {
 			Links:      links,
 			Guard:      breaker.New(local.Client(), cfg.StateTable, bs),
 		},
-		sn: sn, links: links, client: client,
+		sn: sn, links: links, client: client, secrets: sec, db: local.Client(), table: tables.State,
 	}
 }
 
@@ -96,6 +103,17 @@ func (e *env) lookup(t testing.TB, body string) (lookup.Result, string) {
 		t.Fatal(err)
 	}
 	return r, buf.String()
+}
+
+// lookupRaw is lookup with the answer's body as sent.
+func (e *env) lookupRaw(t testing.TB, body string) (lookup.Result, string) {
+	t.Helper()
+	resp := e.handle(t, context.Background(), body)
+	var r lookup.Result
+	if err := json.Unmarshal([]byte(resp.Body), &r); err != nil {
+		t.Fatalf("decode %s: %v", resp.Body, err)
+	}
+	return r, resp.Body
 }
 
 func (e *env) handle(t testing.TB, ctx context.Context, body string) events.APIGatewayProxyResponse {

@@ -5,10 +5,10 @@
 //
 // Order of work for one call:
 //
-//  1. The ANI is normalised to E.164 and validated (phone.go). A withheld number answers
-//     found:false, reason withheld_number; an invalid one invalid_number. Neither reaches
-//     ServiceNow.
-//  2. By number: the sys_user query (trailing digit groups in phone or mobile_phone) and the
+//  1. The ANI is normalised to E.164 (phone.go). Any number possible for its country is looked
+//     up, listed in the phone metadata or not. A withheld number answers found:false, reason
+//     withheld_number; what is not a phone number invalid_number. Neither reaches ServiceNow.
+//  2. By number: the sys_user query (trailing digit pieces in phone or mobile_phone) and the
 //     incident query (the same groups dot-walked through caller_id, open states, newest
 //     sys_updated_on first) run at the same time: one round trip. Candidates are verified
 //     exactly; several matches prefer active users, then the most recently updated record, and
@@ -75,12 +75,18 @@ type Service struct {
 	Guard      Guard // nil: no breaker
 }
 
-// Input is the data action's request.
+// Input is the data action's request. Only a request with neither an ani nor an employeeId
+// cannot be served; every other problem with an input is a warning (see clean).
 type Input struct {
-	ANI            apigw.Text `json:"ani"`
-	EmployeeID     apigw.Text `json:"employeeId"`
-	ConversationID apigw.Text `json:"conversationId"`
-	ParticipantID  apigw.Text `json:"participantId"`
+	ANI            apigw.LooseText `json:"ani"`
+	EmployeeID     apigw.LooseText `json:"employeeId"`
+	ConversationID apigw.LooseText `json:"conversationId"`
+	ParticipantID  apigw.LooseText `json:"participantId"`
+
+	// Set by clean: the ani or employee ID cannot be a number or an ID (too long, control
+	// characters), so it answers invalid_number / invalid_employee_id without being parsed.
+	badANI, badEmployeeID bool
+	warnings              apigw.Warnings
 }
 
 // Scan limits: how many candidate users and incidents one query may return. Candidates are
@@ -96,7 +102,7 @@ const (
 var (
 	userFields = []servicenow.Field{servicenow.FieldSysID, servicenow.FieldUserName, servicenow.FieldName,
 		servicenow.FieldPhone, servicenow.FieldMobilePhone, servicenow.FieldEmployeeNumber, servicenow.FieldActive,
-		servicenow.FieldUpdatedOn}
+		servicenow.FieldUpdatedOn, servicenow.FieldVIP}
 	incidentFields = []servicenow.Field{servicenow.FieldSysID, servicenow.FieldNumber, servicenow.FieldShortDescription,
 		servicenow.FieldState, servicenow.FieldPriority, servicenow.FieldCallerID, servicenow.FieldCreatedOn,
 		servicenow.FieldUpdatedOn}
@@ -109,36 +115,62 @@ var queryRetry = retry.Policy{Attempts: 2, Base: 50 * time.Millisecond, Max: 200
 // Handle decodes, validates and answers one request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
 	var in Input
-	if err := apigw.DecodeJSON(req.Body, &in, true); err != nil {
+	ws, err := apigw.DecodeInput(req.Body, &in)
+	if err != nil {
 		return err.Response()
 	}
-	if err := in.validate(); err != nil {
+	if err := in.clean(ws); err != nil {
 		return err.Response()
 	}
-	observe.SetCorrelationID(ctx, string(in.ConversationID))
+	observe.SetCorrelationID(ctx, string(in.ConversationID.Text))
 	return apigw.OK(s.Lookup(ctx, in))
 }
 
-func (in Input) validate() *apigw.Error {
-	if in.ANI == "" && in.EmployeeID == "" {
+// clean judges the inputs. A caller with neither a number nor an employee ID cannot be looked
+// up (400). Anything else is served: a number or ID that cannot be one (longer than 64
+// characters, control characters) answers invalid_number / invalid_employee_id as an unparsable
+// one does, and a malformed conversationId or participantId is dropped (no waiting link); each
+// is a warning. Content is judged later: an invalid number is an answer, not a bad request.
+func (in *Input) clean(decoded apigw.Warnings) *apigw.Error {
+	ws := decoded
+	for _, f := range []struct {
+		name string
+		v    *apigw.LooseText
+		bad  *bool
+		what string
+	}{{"ani", &in.ANI, &in.badANI, "number"}, {"employeeId", &in.EmployeeID, &in.badEmployeeID, "employee ID"}} {
+		v := string(f.v.Text)
+		switch {
+		case f.v.Malformed != "":
+			ws.Add(f.name, "%s instead of text; ignored", f.v.Malformed)
+		case len(v) > 64 || strings.IndexFunc(v, unicode.IsControl) >= 0:
+			ws.Add(f.name, "longer than 64 characters or holds control characters; answered as an invalid %s", f.what)
+			*f.bad = true
+		}
+	}
+	if in.ANI.Text == "" && in.EmployeeID.Text == "" {
+		switch {
+		case in.ANI.Malformed != "":
+			return apigw.Invalid("ani", "invalid_field", "ani must be text (a number or tel:/sip: URI), not %s; or send employeeId", in.ANI.Malformed)
+		case in.EmployeeID.Malformed != "":
+			return apigw.Invalid("employeeId", "invalid_field", "employeeId must be text, not %s; or send ani", in.EmployeeID.Malformed)
+		}
 		return &apigw.Error{Status: 400, Code: "missing_field", Field: "ani", Message: "ani or employeeId is required"}
 	}
 	for _, f := range []struct {
-		name, value string
-	}{{"ani", string(in.ANI)}, {"employeeId", string(in.EmployeeID)}} {
-		// Content is judged later (an invalid number is an answer, not a bad request); only
-		// what no data action can mean is refused here.
-		if len(f.value) > 64 || strings.IndexFunc(f.value, unicode.IsControl) >= 0 {
-			return apigw.Invalid(f.name, "invalid_field", "%s must be at most 64 characters without control characters", f.name)
+		name string
+		v    *apigw.LooseText
+	}{{"conversationId", &in.ConversationID}, {"participantId", &in.ParticipantID}} {
+		v := string(f.v.Text)
+		switch {
+		case f.v.Malformed != "":
+			ws.Add(f.name, "%s instead of text; ignored", f.v.Malformed)
+		case v != "" && (len(v) > 64 || strings.IndexFunc(v, notIDRune) >= 0):
+			ws.Add(f.name, "not a Genesys id; ignored (the caller's waiting conversation is not recorded)")
+			f.v.Text = ""
 		}
 	}
-	for _, f := range []struct {
-		name, value string
-	}{{"conversationId", string(in.ConversationID)}, {"participantId", string(in.ParticipantID)}} {
-		if f.value != "" && (len(f.value) > 64 || strings.IndexFunc(f.value, notIDRune) >= 0) {
-			return apigw.Invalid(f.name, "invalid_field", "%s must be a Genesys id (letters, digits and hyphens)", f.name)
-		}
-	}
+	in.warnings = ws
 	return nil
 }
 
@@ -158,7 +190,10 @@ func (s *Service) Lookup(ctx context.Context, in Input) Result {
 	if r.Incidents == nil {
 		r.Incidents = []IncidentSummary{}
 	}
+	r.completeUserFields(s.Config.UserFields)
 	r.LatencyMs = time.Since(start).Milliseconds()
+	r.Warnings = in.warnings.Strings()
+	in.warnings.Report(ctx)
 
 	m := observe.MetricsFrom(ctx)
 	m.Millis("LookupLatency", time.Since(start))
@@ -188,8 +223,10 @@ func (s *Service) lookup(ctx context.Context, in Input) (Result, error) {
 
 	var num Number
 	var numErr error
-	if in.ANI != "" {
-		num, numErr = s.phones().Parse(string(in.ANI))
+	if in.badANI {
+		r.Reason = ReasonInvalidNumber
+	} else if in.ANI.Text != "" {
+		num, numErr = s.phones().Parse(string(in.ANI.Text))
 		switch {
 		case errors.Is(numErr, ErrWithheld):
 			r.Reason = ReasonWithheld
@@ -198,6 +235,10 @@ func (s *Service) lookup(ctx context.Context, in Input) (Result, error) {
 		default:
 			r.CallerNumber = num.E164
 			side.number = num
+			if !num.Listed {
+				// looked up all the same; the count shows how often the metadata lags
+				observe.MetricsFrom(ctx).Count("LookupUnlistedNumber", 1)
+			}
 			p := s.phones()
 			f, err := s.identify(ctx, byPhoneUsers(num), byPhoneIncidents(num),
 				func(u servicenow.User) bool { return p.Same(num, u.Phone) || p.Same(num, u.MobilePhone) },
@@ -211,10 +252,14 @@ func (s *Service) lookup(ctx context.Context, in Input) (Result, error) {
 			r.Reason = ReasonNoMatch
 		}
 	}
-	if in.EmployeeID == "" {
+	if in.EmployeeID.Text == "" {
 		return side.finish(r), nil
 	}
-	emp, err := s.Config.EmployeeIDs.Parse(string(in.EmployeeID))
+	if in.badEmployeeID {
+		r.Reason = ReasonInvalidEmployeeID
+		return side.finish(r), nil
+	}
+	emp, err := s.Config.EmployeeIDs.Parse(string(in.EmployeeID.Text))
 	if err != nil {
 		r.Reason = ReasonInvalidEmployeeID
 		return side.finish(r), nil
@@ -266,7 +311,13 @@ func (s *Service) answer(ctx context.Context, side *sideWork, r Result, f found,
 	}
 	r.Found, r.Reason, r.MatchedBy, r.MatchCount = true, "", by, f.count
 	r.UserSysID, r.UserName, r.UserDisplayName, r.UserActive = f.user.SysID, f.user.UserName, f.user.Name, f.user.Active
+	r.UserVIP = f.user.VIP
 	r.UserURL = s.ServiceNow.UserURL(id)
+	for _, uf := range s.Config.UserFields {
+		// The display value: a company's or location's name rather than its sys_id, a
+		// choice's label; what a flow plays or a script shows.
+		r.UserFields = append(r.UserFields, UserField{Output: OutputName(uf), Value: f.record[string(uf)].Label()})
+	}
 	r.setIncidents(list)
 	if f.count > 1 {
 		observe.MetricsFrom(ctx).Count("LookupSeveralUsers", 1, observe.D("MatchedBy", by))
@@ -278,7 +329,8 @@ func (s *Service) answer(ctx context.Context, side *sideWork, r Result, f found,
 type found struct {
 	found              bool
 	user               servicenow.User
-	count              int // verified matching users
+	record             servicenow.Record // the chosen user's row, for the extra fields
+	count              int               // verified matching users
 	incidents          []servicenow.Incident
 	incidentsTruncated bool
 }
@@ -287,17 +339,27 @@ type found struct {
 type candidate struct {
 	servicenow.User
 	UpdatedAt time.Time
+	record    servicenow.Record
 }
 
 func (c *candidate) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &c.User); err != nil {
 		return err
 	}
-	var r servicenow.Record
-	if err := json.Unmarshal(b, &r); err != nil {
+	if err := json.Unmarshal(b, &c.record); err != nil {
 		return err
 	}
-	c.UpdatedAt, _ = servicenow.ParseTime(r[string(servicenow.FieldUpdatedOn)].Value)
+	c.UpdatedAt, _ = servicenow.ParseTime(c.record[string(servicenow.FieldUpdatedOn)].Value)
+	return nil
+}
+
+// recordOf returns the row of the user with sysID.
+func recordOf(rows []candidate, sysID string) servicenow.Record {
+	for _, c := range rows {
+		if c.SysID == sysID {
+			return c.record
+		}
+	}
 	return nil
 }
 
@@ -316,7 +378,10 @@ func (s *Service) identify(ctx context.Context, users, incidents *servicenow.Enc
 		go func() {
 			defer wg.Done()
 			var rows []candidate
-			if userErr = s.query(ctx, servicenow.TableUser, users, servicenow.QueryOptions{Fields: userFields, Limit: userScan}, &rows); userErr != nil {
+			// Display values as well as values: the extra fields are shown as the instance
+			// shows them (a company's name, not its sys_id); matching reads the values.
+			opt := servicenow.QueryOptions{Fields: append(userFields[:len(userFields):len(userFields)], s.Config.UserFields...), Limit: userScan, Display: servicenow.DisplayAll}
+			if userErr = s.query(ctx, servicenow.TableUser, users, opt, &rows); userErr != nil {
 				cancel()
 				return
 			}
@@ -325,6 +390,7 @@ func (s *Service) identify(ctx context.Context, users, incidents *servicenow.Enc
 			}
 			f.user, f.count = choose(rows, keep)
 			f.found = f.count > 0
+			f.record = recordOf(rows, f.user.SysID)
 			if f.found && onUser != nil {
 				onUser(f.user)
 			}

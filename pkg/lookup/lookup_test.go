@@ -29,7 +29,7 @@ func (e *env) incident(caller, desc, state string, updated time.Duration) string
 func TestMatchByANIInOneRoundTrip(t *testing.T) {
 	e := newEnv(t)
 	abel := e.sn.AddUser(servicenowtest.User{UserName: "abel.tuter", FirstName: "Abel", LastName: "Tuter", Phone: "(415) 555-0100"})
-	beth := e.sn.AddUser(servicenowtest.User{UserName: "beth.anglin", FirstName: "Beth", LastName: "Anglin", Phone: "+1 212 555 0100"}) // shares the digit groups
+	beth := e.sn.AddUser(servicenowtest.User{UserName: "beth.anglin", FirstName: "Beth", LastName: "Anglin", Phone: "+1 415 555 1100"}) // shares the digit pieces
 	e.incident(abel, "oldest open", servicenow.StateNew, 1*time.Hour)
 	second := e.incident(abel, "VPN drops every hour", servicenow.StateOnHold, 3*time.Hour)
 	e.incident(abel, "closed", servicenow.StateClosed, 9*time.Hour)
@@ -73,10 +73,10 @@ func TestMatchByANIInOneRoundTrip(t *testing.T) {
 	if d := u.At.Sub(i.At); d > 25*time.Millisecond || d < -25*time.Millisecond {
 		t.Errorf("the two queries were answered %v apart; they must run concurrently", d)
 	}
-	if q := u.Query.Get("sysparm_query"); q != "phoneLIKE0100^ORmobile_phoneLIKE0100^phoneLIKE555^ORmobile_phoneLIKE555" {
+	if q := u.Query.Get("sysparm_query"); q != "phoneLIKE100^ORmobile_phoneLIKE100^phoneLIKE555^ORmobile_phoneLIKE555^phoneLIKE415^ORmobile_phoneLIKE415" {
 		t.Errorf("user query %q", q)
 	}
-	if q := i.Query.Get("sysparm_query"); q != "caller_id.phoneLIKE0100^ORcaller_id.mobile_phoneLIKE0100^caller_id.phoneLIKE555^ORcaller_id.mobile_phoneLIKE555^stateIN1,2,3^ORDERBYDESCsys_updated_on" {
+	if q := i.Query.Get("sysparm_query"); q != "caller_id.phoneLIKE100^ORcaller_id.mobile_phoneLIKE100^caller_id.phoneLIKE555^ORcaller_id.mobile_phoneLIKE555^caller_id.phoneLIKE415^ORcaller_id.mobile_phoneLIKE415^stateIN1,2,3^ORDERBYDESCsys_updated_on" {
 		t.Errorf("incident query %q", q)
 	}
 	if i.Query.Get("sysparm_display_value") != "all" {
@@ -420,7 +420,7 @@ func (staticSecret) Invalidate(string) {}
 // scan may not reach the caller's own: then, and only then, their incidents are read directly.
 func TestIncidentFollowUpWhenTheScanIsCutOff(t *testing.T) {
 	e := newEnv(t)
-	busy := e.sn.AddUser(servicenowtest.User{UserName: "busy", Phone: "(212) 555-0100"})
+	busy := e.sn.AddUser(servicenowtest.User{UserName: "busy", Phone: "(415) 555-1100"}) // shares the digit pieces
 	for i := 0; i < 30; i++ {
 		e.incident(busy, fmt.Sprintf("busy %d", i), servicenow.StateNew, time.Duration(10+i)*time.Hour)
 	}
@@ -467,17 +467,15 @@ func TestNoMatchAnywhere(t *testing.T) {
 	}
 }
 
-func TestBadInputIsRejectedNamingTheField(t *testing.T) {
+// Only a caller who cannot be looked up at all (no number and no employee ID), a body that is not
+// a JSON object, or a typo of an input name is refused.
+func TestOnlyAnUnservableLookupIsRejected(t *testing.T) {
 	e := newEnv(t)
 	cases := []struct{ body, field, code string }{
 		{`{}`, "ani", "missing_field"},
 		{`{"ani":"  ","employeeId":""}`, "ani", "missing_field"},
 		{`{"ani":"+14155550100","conversationID":"x"}`, "conversationID", "unknown_field"},
 		{`{"ani":{"number":"+14155550100"}}`, "ani", "invalid_field"},
-		{`{"ani":"+14155550100","conversationId":"x^ORactive=true"}`, "conversationId", "invalid_field"},
-		{`{"ani":"+14155550100","participantId":"a b"}`, "participantId", "invalid_field"},
-		{`{"ani":"` + strings.Repeat("1", 65) + `"}`, "ani", "invalid_field"},
-		{`{"employeeId":"E1\u0000"}`, "employeeId", "invalid_field"},
 		{`not json`, "body", "invalid_json"},
 	}
 	for _, c := range cases {
@@ -496,6 +494,33 @@ func TestBadInputIsRejectedNamingTheField(t *testing.T) {
 	}
 }
 
+// Everything else is answered, with a warning naming the input; junk never reaches ServiceNow.
+func TestBadLookupInputIsAnsweredWithAWarning(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct {
+		body, field, reason string
+	}{
+		{`{"ani":"` + strings.Repeat("1", 65) + `"}`, "ani", lookup.ReasonInvalidNumber},
+		{`{"employeeId":"E1\u0000"}`, "employeeId", lookup.ReasonInvalidEmployeeID},
+		{`{"ani":"+14155550100","conversationId":"x^ORactive=true"}`, "conversationId", lookup.ReasonNoMatch},
+		{`{"ani":"+14155550100","participantId":"a b"}`, "participantId", lookup.ReasonNoMatch},
+		{`{"ani":"+14155550100","callerName":"x"}`, "callerName", lookup.ReasonNoMatch},
+	}
+	for _, c := range cases {
+		resp := e.handle(t, context.Background(), c.body)
+		var r lookup.Result
+		_ = json.Unmarshal([]byte(resp.Body), &r)
+		if resp.StatusCode != 200 || r.Reason != c.reason || len(r.Warnings) != 1 || !strings.HasPrefix(r.Warnings[0], c.field+": ") || r.ConversationLinked {
+			t.Errorf("%s: got %d %s; want 200 %s with a warning on %s", c.body, resp.StatusCode, resp.Body, c.reason, c.field)
+		}
+	}
+	for _, r := range e.sn.Received("") {
+		if q := r.Query.Encode(); strings.Contains(q, "ORactive") || strings.Contains(q, "1111111111111111") {
+			t.Fatalf("junk reached ServiceNow: %s", q)
+		}
+	}
+}
+
 func TestDirectInvocationWithNumericInputs(t *testing.T) {
 	e := newEnv(t)
 	id := e.sn.AddUser(servicenowtest.User{Phone: "+1 415 555 0100"})
@@ -507,5 +532,28 @@ func TestDirectInvocationWithNumericInputs(t *testing.T) {
 	var r lookup.Result
 	if err := json.Unmarshal(out, &r); err != nil || !r.Found || r.UserSysID != id {
 		t.Fatalf("direct invoke: %s (%v)", out, err)
+	}
+}
+
+// Numbers the phone metadata does not list (the 555 range, Ofcom's drama range) are possible
+// numbers: ServiceNow is asked, and a user who stored one in national format is found.
+func TestUnlistedNumbersAreLookedUp(t *testing.T) {
+	for _, c := range []struct{ region, ani, stored string }{
+		{"US", "+1 555 555 0100", "(555) 555-0100"},
+		{"US", "tel:+15555550100", "555.555.0100"},
+		{"GB", "+447700900123", "07700 900 123"},
+		{"GB", "07700900123", "+44 7700 900123"},
+	} {
+		e := newEnv(t)
+		e.svc.Config.DefaultRegion = c.region
+		id := e.sn.AddUser(servicenowtest.User{UserName: "test.caller", MobilePhone: c.stored})
+		e.incident(id, "test instance incident", servicenow.StateNew, time.Hour)
+		r, metrics := e.lookup(t, `{"ani":"`+c.ani+`"}`)
+		if !r.Found || r.UserSysID != id || r.IncidentCount != 1 || r.Reason != "" {
+			t.Fatalf("%s %q stored as %q: %+v", c.region, c.ani, c.stored, r)
+		}
+		if !strings.Contains(metrics, "LookupUnlistedNumber") {
+			t.Errorf("%q: no LookupUnlistedNumber metric: %s", c.ani, metrics)
+		}
 	}
 }

@@ -1,6 +1,11 @@
 package lookup
 
 import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow"
@@ -22,6 +27,7 @@ type Result struct {
 	UserName           string `json:"userName"`
 	UserDisplayName    string `json:"userDisplayName"`
 	UserActive         bool   `json:"userActive"`
+	UserVIP            bool   `json:"userVip"` // sys_user.vip: the directory's VIP flag
 	UserURL            string `json:"userUrl"`
 	LearnedPhone       bool   `json:"learnedPhone"`
 	ConversationLinked bool   `json:"conversationLinked"`
@@ -52,6 +58,106 @@ type Result struct {
 
 	Incidents []IncidentSummary `json:"incidents"`
 	LatencyMs int64             `json:"latencyMs"`
+	// Warnings name the inputs that were ignored or could not be used, each
+	// "<input>: <problem>"; empty when there were none.
+	Warnings []string `json:"warnings"`
+
+	// UserFields are the extra sys_user fields of LOOKUP_USER_FIELDS, in its order, each a
+	// flat output of its own (userCompany, userTitle, ...): see MarshalJSON.
+	UserFields []UserField `json:"-"`
+}
+
+// UserField is one extra sys_user field: its output name and display value ("" when the user
+// has none, was not found, or the instance has no such field).
+type UserField struct {
+	Output string
+	Value  string
+}
+
+// result is Result without its methods, for encoding.
+type result Result
+
+// MarshalJSON writes the answer with each extra user field as a flat string output.
+func (r Result) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(result(r))
+	if err != nil || len(r.UserFields) == 0 {
+		return b, err
+	}
+	var buf bytes.Buffer
+	buf.Write(b[:len(b)-1]) // without the closing brace
+	for _, f := range r.UserFields {
+		k, _ := json.Marshal(f.Output)
+		v, _ := json.Marshal(f.Value)
+		buf.WriteByte(',')
+		buf.Write(k)
+		buf.WriteByte(':')
+		buf.Write(v)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// UnmarshalJSON reads an answer back, the extra user fields included (every "user..." string
+// output that is not one of the fixed fields, in name order).
+func (r *Result) UnmarshalJSON(b []byte) error {
+	var fixed result
+	if err := json.Unmarshal(b, &fixed); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, n := range resultNames() {
+		known[n] = true
+	}
+	*r = Result(fixed)
+	r.UserFields = nil
+	for _, k := range sortedKeys(all) {
+		var v string
+		if !known[k] && strings.HasPrefix(k, "user") && json.Unmarshal(all[k], &v) == nil {
+			r.UserFields = append(r.UserFields, UserField{Output: k, Value: v})
+		}
+	}
+	return nil
+}
+
+// completeUserFields makes every configured extra field present, in the configured order.
+func (r *Result) completeUserFields(fields []servicenow.Field) {
+	have := map[string]string{}
+	for _, f := range r.UserFields {
+		have[f.Output] = f.Value
+	}
+	r.UserFields = make([]UserField, 0, len(fields))
+	for _, f := range fields {
+		name := OutputName(f)
+		r.UserFields = append(r.UserFields, UserField{Output: name, Value: have[name]})
+	}
+}
+
+// FixedOutputs are the outputs every answer has, whatever LOOKUP_USER_FIELDS holds.
+func FixedOutputs() []string { return resultNames() }
+
+// resultNames are the JSON names of Result's fixed fields.
+func resultNames() []string {
+	t := reflect.TypeOf(result{})
+	var out []string
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // IncidentSummary is one open incident of the caller.

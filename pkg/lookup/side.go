@@ -30,13 +30,13 @@ type sideWork struct {
 // link records the caller -> waiting conversation link when the data action sent a
 // conversation id.
 func (w *sideWork) link(u servicenow.User) {
-	if w.s.Links == nil || w.in.ConversationID == "" {
+	if w.s.Links == nil || w.in.ConversationID.Text == "" {
 		return
 	}
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		_, err := w.s.Links.Put(w.ctx, callerlink.Link{CallerSysID: u.SysID, ConversationID: string(w.in.ConversationID), ParticipantID: string(w.in.ParticipantID)})
+		_, err := w.s.Links.Put(w.ctx, callerlink.Link{CallerSysID: u.SysID, ConversationID: string(w.in.ConversationID.Text), ParticipantID: string(w.in.ParticipantID.Text)})
 		if err != nil {
 			observe.MetricsFrom(w.ctx).Count("WaitingLinkFailed", 1)
 			slog.WarnContext(w.ctx, "could not record the caller's waiting conversation; priority-sync will not find it", "user_sys_id", u.SysID, "error", err.Error())

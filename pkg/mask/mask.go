@@ -1,10 +1,23 @@
-// Package mask removes payment card numbers, US social security numbers and other configured
-// patterns from free text before it leaves for Jira or ServiceNow, and (with the log rules)
-// before it reaches a log line.
+// Package mask removes personal and payment data from free text before it leaves for Jira or
+// ServiceNow, and (with the log rules) before it reaches a log line.
 //
-// Card numbers are found as 13 to 19 digits with any common separators between them and are
-// masked only when the Luhn check confirms them, so order numbers and phone numbers survive.
-// The seed's `\d{4}-\d{4}-\d{4}` rule is kept for the 12-digit account numbers it was written for.
+// What people type and what transcripts record is messy, so every rule reads a normalised view
+// of the text (normalize.go): Unicode digits as ASCII, every space and dash alike, invisible
+// characters gone, spoken number words as digits. What the rules find there is mapped back and
+// replaced in the original text by [MASKED:<name>]. The egress rules (scan.go) find:
+//
+//   - card numbers: 13-19 digits with up to three separators between digits, from a card
+//     issuer's range and passing the Luhn check ("card"), with an expiry date ("expiry") and a
+//     security code ("cvv") read out right after them;
+//   - card security codes after their keyword: CVV, CVC, CVV2, CVC2, CV2, CID, CSC, CVN, CVD,
+//     "security code", "card verification value" ("cvv");
+//   - IBANs, printed or electronic, with the country's length and valid check digits ("iban");
+//   - US social security numbers, 123-45-6789 or nine digits after "SSN" ("ssn");
+//   - the seed's 1234-5678-9012 account numbers ("account");
+//
+// and nothing else: order numbers, phone numbers, dates and times, ServiceNow sys_ids and
+// Genesys conversation ids stay readable. Configured extra patterns (MASK_EXTRA_PATTERNS) are
+// matched against the same normalised view.
 package mask
 
 import (
@@ -19,9 +32,10 @@ import (
 type Rule struct {
 	Name string // shown in the placeholder: [MASKED:<name>]
 	re   *regexp.Regexp
-	// accept, when set, confirms a candidate match and may narrow it (start, end relative to
-	// the whole string); returning ok=false leaves the text alone.
-	accept func(s string, loc []int) (spans [][2]int)
+	// hint, when set, is a cheap test that re cannot match without
+	hint func(norm string) bool
+	// scan, when set, replaces re: it adds spans (with their own names) to the finder
+	scan func(f *finder)
 }
 
 // Masker applies a set of rules.
@@ -32,40 +46,45 @@ type Masker struct {
 // Placeholder is what a masked span becomes.
 func Placeholder(name string) string { return "[MASKED:" + name + "]" }
 
+// What must not reach a log line although it may go to a ticket.
 var (
-	// digits with up to three separator characters between them; candidates for card numbers.
-	// Unbounded, so a run is always matched whole: with an upper bound, a long run (three card
-	// numbers in a row) was cut in the middle of a card, which then escaped both halves.
-	cardRun = regexp.MustCompile(`\d(?:[ \t\-.]{0,3}\d){12,}`)
-	ssnRe   = regexp.MustCompile(`\b(\d{3})([- ])(\d{2})([- ])(\d{4})\b`)
-	// a bare nine-digit SSN only when the text says it is one
-	ssnKeywordRe = regexp.MustCompile(`(?i)\b(?:ssn|social\s+security(?:\s+(?:number|no\.?|#))?)\s*(?:is|:|#|=)?\s*(\d{9})\b`)
-	seedRe       = regexp.MustCompile(`\b\d{4}-\d{4}-\d{4}\b`)
-	emailRe      = regexp.MustCompile(`(?i)[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}`)
-	phoneRe      = regexp.MustCompile(`(?:\+|\b00)[1-9]\d{6,14}\b|(?i:tel:|sip:)\+?[\w.\-@;=]+`)
-	bearerRe     = regexp.MustCompile(`(?i)\b(?:bearer|basic)\s+[a-z0-9._~+/\-]+=*`)
-	jwtRe        = regexp.MustCompile(`\beyJ[a-zA-Z0-9_\-]+\.[a-zA-Z0-9_\-]+\.[a-zA-Z0-9_\-]*`)
+	emailRe  = regexp.MustCompile(`(?i)[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}`)
+	phoneRe  = regexp.MustCompile(`(?:\+|\b00)[1-9]\d{6,14}\b|(?i:tel:|sip:)\+?[\w.\-@;=]+`)
+	bearerRe = regexp.MustCompile(`(?i)\b(?:bearer|basic)\s+[a-z0-9._~+/\-]+=*`)
+	jwtRe    = regexp.MustCompile(`\beyJ[a-zA-Z0-9_\-]+\.[a-zA-Z0-9_\-]+\.[a-zA-Z0-9_\-]*`)
 )
 
 // EgressRules are applied to every free-text field sent to Jira or ServiceNow.
 func EgressRules() []Rule {
-	return []Rule{
-		{Name: "card", re: cardRun, accept: acceptCard},
-		{Name: "ssn", re: ssnRe, accept: acceptSSN},
-		{Name: "ssn", re: ssnKeywordRe, accept: acceptSSNKeyword},
-		{Name: "account", re: seedRe},
-	}
+	return []Rule{{Name: "builtin", scan: scanBuiltin}}
 }
 
 // LogRules add what must not reach a log line even though it may go to a ticket: e-mail
 // addresses, phone numbers and credentials.
 func LogRules() []Rule {
 	return append([]Rule{
-		{Name: "token", re: bearerRe},
-		{Name: "token", re: jwtRe},
-		{Name: "email", re: emailRe},
-		{Name: "phone", re: phoneRe},
+		{Name: "token", re: bearerRe, hint: func(n string) bool { return containsFold(n, "bearer") || containsFold(n, "basic") }},
+		{Name: "token", re: jwtRe, hint: func(n string) bool { return strings.Contains(n, "eyJ") }},
+		{Name: "email", re: emailRe, hint: func(n string) bool { return strings.IndexByte(n, '@') >= 0 }},
+		{Name: "phone", re: phoneRe, hint: func(n string) bool { return strings.ContainsAny(n, "+:") || strings.Contains(n, "00") }},
 	}, EgressRules()...)
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in any case.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i]|0x20 != w[0] {
+			continue
+		}
+		k := 1
+		for k < len(w) && s[i+k]|0x20 == w[k] {
+			k++
+		}
+		if k == len(w) {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns a Masker with rules plus extra named patterns.
@@ -126,13 +145,56 @@ func (m *Masker) String(s string) (string, int) {
 	if s == "" {
 		return s, 0
 	}
-	total := 0
-	for _, r := range m.rules {
-		var n int
-		s, n = r.apply(s)
-		total += n
+	v := normalise(s)
+	f := finder{n: v.norm}
+	for i, r := range m.rules {
+		f.prio = i
+		switch {
+		case r.scan != nil:
+			r.scan(&f)
+		case r.hint != nil && !r.hint(v.norm):
+		default:
+			for _, loc := range r.re.FindAllStringIndex(v.norm, -1) {
+				if loc[0] < loc[1] { // a pattern that can match nothing must not scatter placeholders
+					f.add(loc[0], loc[1], r.Name)
+				}
+			}
+		}
 	}
-	return s, total
+	if len(f.spans) == 0 {
+		return s, 0
+	}
+	spans := f.spans
+	for k := range spans {
+		spans[k].start, spans[k].end = v.start(spans[k].start), v.end(spans[k].end)
+	}
+	// Overlapping spans become one placeholder, named by the one that starts first (on a tie,
+	// the earlier rule).
+	sort.Slice(spans, func(a, b int) bool {
+		if spans[a].start != spans[b].start {
+			return spans[a].start < spans[b].start
+		}
+		if spans[a].prio != spans[b].prio {
+			return spans[a].prio < spans[b].prio
+		}
+		return spans[a].end > spans[b].end
+	})
+	var b strings.Builder
+	b.Grow(len(s))
+	last, count := 0, 0
+	for k := 0; k < len(spans); {
+		sp := spans[k]
+		end := sp.end
+		for k++; k < len(spans) && spans[k].start < end; k++ {
+			end = max(end, spans[k].end)
+		}
+		b.WriteString(s[last:sp.start])
+		b.WriteString(Placeholder(sp.name))
+		last = end
+		count++
+	}
+	b.WriteString(s[last:])
+	return b.String(), count
 }
 
 // Counter accumulates masks across the fields of one message.
@@ -148,122 +210,13 @@ func (c *Counter) Mask(s string) string {
 	return out
 }
 
-func (r Rule) apply(s string) (string, int) {
-	locs := r.re.FindAllStringSubmatchIndex(s, -1)
-	if len(locs) == 0 {
-		return s, 0
-	}
-	var spans [][2]int
-	for _, loc := range locs {
-		if loc[0] == loc[1] {
-			continue // an extra pattern that can match nothing must not fill the text with placeholders
-		}
-		if r.accept == nil {
-			spans = append(spans, [2]int{loc[0], loc[1]})
-			continue
-		}
-		spans = append(spans, r.accept(s, loc)...)
-	}
-	if len(spans) == 0 {
-		return s, 0
-	}
-	var b strings.Builder
-	last := 0
-	for _, sp := range spans {
-		b.WriteString(s[last:sp[0]])
-		b.WriteString(Placeholder(r.Name))
-		last = sp[1]
-	}
-	b.WriteString(s[last:])
-	return b.String(), len(spans)
-}
-
-// acceptCard finds, inside a run of separated digits, the spans of 13-19 digits that pass the
-// Luhn check. Spans start and end on digit-group boundaries so that a card number is not found
-// inside a longer number; the longest valid span at each start wins.
-func acceptCard(s string, loc []int) [][2]int {
-	// A run glued to letters ("cc4111...") is still masked: a missed card costs more than a
-	// masked order number, and the Luhn check already rejects nine in ten random numbers.
-	run := s[loc[0]:loc[1]]
-	type digit struct {
-		pos        int  // byte offset in s
-		groupStart bool // first digit of a group
-		groupEnd   bool // last digit of a group
-	}
-	var ds []digit
-	for i := 0; i < len(run); i++ {
-		if run[i] < '0' || run[i] > '9' {
-			continue
-		}
-		start := i == 0 || run[i-1] < '0' || run[i-1] > '9'
-		end := i == len(run)-1 || run[i+1] < '0' || run[i+1] > '9'
-		ds = append(ds, digit{pos: loc[0] + i, groupStart: start, groupEnd: end})
-	}
-	var spans [][2]int
-	for i := 0; i < len(ds); {
-		if !ds[i].groupStart {
-			i++
-			continue
-		}
-		found := false
-		for n := min(19, len(ds)-i); n >= 13; n-- {
-			j := i + n - 1
-			if !ds[j].groupEnd {
-				continue
-			}
-			if luhn(s, ds[i:j+1], func(d digit) int { return d.pos }) {
-				spans = append(spans, [2]int{ds[i].pos, ds[j].pos + 1})
-				i = j + 1
-				found = true
-				break
-			}
-		}
-		if !found {
-			i++
-		}
-	}
-	return spans
-}
-
-func luhn[T any](s string, ds []T, pos func(T) int) bool {
-	sum := 0
-	double := false
-	for k := len(ds) - 1; k >= 0; k-- {
-		d := int(s[pos(ds[k])] - '0')
-		if double {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-		double = !double
-	}
-	return sum%10 == 0
-}
-
 // Luhn reports whether a string of digits passes the Luhn check (non-digits are ignored).
 func Luhn(number string) bool {
 	var idx []int
 	for i := 0; i < len(number); i++ {
-		if number[i] >= '0' && number[i] <= '9' {
+		if isDigit(number[i]) {
 			idx = append(idx, i)
 		}
 	}
-	return len(idx) > 0 && luhn(number, idx, func(i int) int { return i })
-}
-
-// acceptSSN rejects numbers the SSA never issues (area 000, 666, 900-999; group 00; serial 0000)
-// and mixed separators.
-func acceptSSN(s string, loc []int) [][2]int {
-	area, sep1, group, sep2, serial := s[loc[2]:loc[3]], s[loc[4]:loc[5]], s[loc[6]:loc[7]], s[loc[8]:loc[9]], s[loc[10]:loc[11]]
-	if sep1 != sep2 || area == "000" || area == "666" || area[0] == '9' || group == "00" || serial == "0000" {
-		return nil
-	}
-	return [][2]int{{loc[0], loc[1]}}
-}
-
-// acceptSSNKeyword masks only the digits after "SSN:", keeping the keyword for context.
-func acceptSSNKeyword(s string, loc []int) [][2]int {
-	return [][2]int{{loc[2], loc[3]}}
+	return len(idx) > 0 && luhnAt(number, idx)
 }

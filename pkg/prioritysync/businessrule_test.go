@@ -133,7 +133,7 @@ func TestBusinessRuleRequestIsAccepted(t *testing.T) {
 	record["u_genesys_conversation"] = "conv-on-incident"
 	r = runRule(t, ruleProperties, record, time.Now())
 	var sent prioritysync.Input
-	if err := json.Unmarshal([]byte(r.Sent.Body), &sent); err != nil || sent.ConversationID != "conv-on-incident" || sent.DeliveryID == "" {
+	if err := json.Unmarshal([]byte(r.Sent.Body), &sent); err != nil || sent.ConversationID.Text != "conv-on-incident" || sent.DeliveryID.Text == "" {
 		t.Fatalf("body %s (%v)", r.Sent.Body, err)
 	}
 }

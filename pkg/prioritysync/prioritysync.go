@@ -119,15 +119,17 @@ func KeysFrom(secrets connectors.SecretReader, secretID string) func(context.Con
 
 // Input is what the business rule sends.
 type Input struct {
-	IncidentSysID  apigw.Text `json:"incidentSysId"`
-	IncidentNumber apigw.Text `json:"incidentNumber"`
-	Priority       apigw.Text `json:"priority"` // "1".."5" (the choice value, not the label)
-	CallerSysID    apigw.Text `json:"callerSysId"`
-	ConversationID apigw.Text `json:"conversationId"` // optional: overrides the lookup's record
+	IncidentSysID  apigw.Text      `json:"incidentSysId"`
+	IncidentNumber apigw.LooseText `json:"incidentNumber"`
+	Priority       apigw.Text      `json:"priority"` // "1".."5" (the choice value, not the label)
+	CallerSysID    apigw.LooseText `json:"callerSysId"`
+	ConversationID apigw.LooseText `json:"conversationId"` // optional: overrides the lookup's record
 	// DeliveryID is a unique id per delivery (the business rule sends gs.generateGUID()), so two
 	// identical deliveries in the same second still carry different signatures and a genuine
 	// repeat is never mistaken for a replay. Optional.
-	DeliveryID apigw.Text `json:"deliveryId"`
+	DeliveryID apigw.LooseText `json:"deliveryId"`
+
+	warnings apigw.Warnings // set by validate
 }
 
 // Outcome is the answer.
@@ -142,6 +144,8 @@ type Outcome struct {
 	Priority         int  `json:"priority"`
 	PreviousPriority int  `json:"previousPriority"`
 	Repeat           bool `json:"repeat"` // answered from the record of an earlier request
+	// Warnings name the inputs that were ignored ("<input>: <problem>"); absent when none.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Statuses.
@@ -170,28 +174,32 @@ func (s *Service) now() time.Time {
 
 // Handle authenticates, decodes and answers one request.
 func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response {
-	m := observe.MetricsFrom(ctx)
-	err := s.Verifier.Verify(ctx, req.Header(hmacauth.HeaderTimestamp), req.Header(hmacauth.HeaderSignature), req.Body)
-	var rej *hmacauth.Rejection
-	switch {
-	case errors.As(err, &rej):
-		m.Count("SignatureRejected", 1, observe.D("Header", rej.Field))
-		slog.WarnContext(ctx, "priority-sync request refused", "header", rej.Field, "reason", rej.Reason, "shape", req.Shape.String())
-		return apigw.Unauthorized(rej.Field, "request signature rejected: "+rej.Field+" "+rej.Reason).Response()
-	case err != nil:
-		m.Count("PrioritySyncUnavailable", 1, observe.D("Reason", "signature_check"))
-		slog.ErrorContext(ctx, "cannot verify priority-sync requests: the signing key or the replay guard is unavailable", "error", err.Error())
-		return apigw.Response{Status: http.StatusServiceUnavailable, Body: Outcome{Status: StatusUnavailable, Reason: "signature_check"}}
+	// The budget covers the signature check too: its replay guard is a state store write.
+	ctx, cancel := context.WithTimeout(ctx, s.Config.Timeout)
+	defer cancel()
+	signed, err := s.Verifier.Check(ctx, req.Header(hmacauth.HeaderTimestamp), req.Header(hmacauth.HeaderSignature), req.Body)
+	if err != nil {
+		return s.refused(ctx, req, err)
 	}
+	// The body is judged before the signature is claimed: a refused request leaves nothing
+	// behind, so its corrected redelivery is not taken for a replay.
 	var in Input
-	if bad := apigw.DecodeJSON(req.Body, &in, true); bad != nil {
-		return bad.Response()
-	}
-	priority, bad := in.validate()
+	ws, bad := apigw.DecodeInput(req.Body, &in)
 	if bad != nil {
 		return bad.Response()
 	}
+	priority, bad := in.validate(ws)
+	if bad != nil {
+		return bad.Response()
+	}
+	if err := signed.Claim(ctx); err != nil {
+		return s.refused(ctx, req, err)
+	}
+	in.warnings.Report(ctx)
 	out := s.Sync(ctx, in, priority)
+	if len(in.warnings) > 0 {
+		out.Warnings = in.warnings.Strings()
+	}
 	status := http.StatusOK
 	if out.Status == StatusUnavailable {
 		status = http.StatusServiceUnavailable
@@ -202,38 +210,68 @@ func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response
 	return apigw.Response{Status: status, Body: out}
 }
 
+// refused answers a request whose signature was rejected (401) or could not be checked (503).
+func (s *Service) refused(ctx context.Context, req *apigw.Request, err error) apigw.Response {
+	m := observe.MetricsFrom(ctx)
+	var rej *hmacauth.Rejection
+	if errors.As(err, &rej) {
+		m.Count("SignatureRejected", 1, observe.D("Header", rej.Field))
+		slog.WarnContext(ctx, "priority-sync request refused", "header", rej.Field, "reason", rej.Reason, "shape", req.Shape.String())
+		return apigw.Unauthorized(rej.Field, "request signature rejected: "+rej.Field+" "+rej.Reason).Response()
+	}
+	m.Count("PrioritySyncUnavailable", 1, observe.D("Reason", "signature_check"))
+	slog.ErrorContext(ctx, "cannot verify priority-sync requests: the signing key or the replay guard is unavailable", "error", err.Error())
+	return apigw.Response{Status: http.StatusServiceUnavailable, Body: Outcome{Status: StatusUnavailable, Reason: "signature_check"}}
+}
+
 var (
 	sysIDRe  = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	numberRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,40}$`)
 )
 
-func (in Input) validate() (int, *apigw.Error) {
+// validate refuses what cannot be served: no incident sys_id (the record every repeat is
+// checked against), no priority 1-5, or no way to find the conversation (neither a usable
+// conversationId nor a callerSysId). A malformed incidentNumber, deliveryId, conversationId
+// (when callerSysId can stand in) or callerSysId (when conversationId is given) is ignored with
+// a warning.
+func (in *Input) validate(decoded apigw.Warnings) (int, *apigw.Error) {
+	ws := decoded
 	switch {
 	case in.IncidentSysID == "":
 		return 0, apigw.Missing("incidentSysId")
 	case !sysIDRe.MatchString(string(in.IncidentSysID)):
 		return 0, apigw.Invalid("incidentSysId", "invalid_field", "incidentSysId must be a sys_id (32 lowercase hex characters)")
-	case in.IncidentNumber == "":
-		return 0, apigw.Missing("incidentNumber")
-	case !numberRe.MatchString(string(in.IncidentNumber)):
-		return 0, apigw.Invalid("incidentNumber", "invalid_field", "incidentNumber must be an incident number such as INC0010001")
 	case in.Priority == "":
 		return 0, apigw.Missing("priority")
-	case in.CallerSysID == "":
-		return 0, apigw.Missing("callerSysId")
-	case !sysIDRe.MatchString(string(in.CallerSysID)):
-		return 0, apigw.Invalid("callerSysId", "invalid_field", "callerSysId must be a sys_id (32 lowercase hex characters)")
 	}
 	p, err := strconv.Atoi(string(in.Priority))
 	if err != nil || p < 1 || p > 5 {
 		return 0, apigw.Invalid("priority", "invalid_field", "priority must be the incident's priority value, 1 to 5 (1 = Critical)")
 	}
-	if c := string(in.ConversationID); c != "" && (len(c) > 64 || strings.IndexFunc(c, notIDRune) >= 0) {
-		return 0, apigw.Invalid("conversationId", "invalid_field", "conversationId must be a Genesys conversation id")
+	loose := func(field string, v *apigw.LooseText, ok func(string) bool, want string) {
+		switch {
+		case v.Malformed != "":
+			ws.Add(field, "%s instead of text; ignored", v.Malformed)
+		case v.Text != "" && !ok(string(v.Text)):
+			ws.Add(field, "not %s; ignored", want)
+			v.Text = ""
+		}
 	}
-	if d := string(in.DeliveryID); len(d) > 64 || strings.IndexFunc(d, notIDRune) >= 0 {
-		return 0, apigw.Invalid("deliveryId", "invalid_field", "deliveryId must be at most 64 letters, digits and hyphens")
+	genesysID := func(s string) bool { return len(s) <= 64 && strings.IndexFunc(s, notIDRune) < 0 }
+	loose("incidentNumber", &in.IncidentNumber, numberRe.MatchString, "an incident number such as INC0010001")
+	loose("deliveryId", &in.DeliveryID, genesysID, "at most 64 letters, digits and hyphens")
+	loose("conversationId", &in.ConversationID, genesysID, "a Genesys conversation id")
+	if in.ConversationID.Text != "" {
+		loose("callerSysId", &in.CallerSysID, sysIDRe.MatchString, "a sys_id (32 lowercase hex characters)")
+	} else {
+		switch {
+		case in.CallerSysID.Text == "" && in.CallerSysID.Malformed == "":
+			return 0, apigw.Missing("callerSysId")
+		case !sysIDRe.MatchString(string(in.CallerSysID.Text)):
+			return 0, apigw.Invalid("callerSysId", "invalid_field", "callerSysId must be a sys_id (32 lowercase hex characters)")
+		}
 	}
+	in.warnings = ws
 	return p, nil
 }
 
@@ -266,7 +304,7 @@ func (s *Service) Sync(ctx context.Context, in Input, priority int) Outcome {
 }
 
 func (s *Service) sync(ctx context.Context, in Input, priority int) (Outcome, error) {
-	out := Outcome{IncidentNumber: string(in.IncidentNumber)}
+	out := Outcome{IncidentNumber: string(in.IncidentNumber.Text)}
 	if !s.Config.Triggers[priority] {
 		out.Status = StatusIgnoredPriority
 		return out, nil
@@ -278,9 +316,9 @@ func (s *Service) sync(ctx context.Context, in Input, priority int) (Outcome, er
 		return prev, nil
 	}
 
-	out.ConversationID, out.ConversationSource = string(in.ConversationID), "request"
+	out.ConversationID, out.ConversationSource = string(in.ConversationID.Text), "request"
 	if out.ConversationID == "" {
-		link, found, err := s.Links.Get(ctx, string(in.CallerSysID))
+		link, found, err := s.Links.Get(ctx, string(in.CallerSysID.Text))
 		if err != nil {
 			return out, err
 		}
@@ -442,6 +480,8 @@ func reasonFor(err error) string {
 	var ne net.Error
 	var ce *connectors.Error
 	switch {
+	case store.Unavailable(err):
+		return reasonState
 	case errors.Is(err, breaker.ErrOpen):
 		return reasonBreakerOpen
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():

@@ -501,7 +501,8 @@ func TestBadInputAfterAValidSignature(t *testing.T) {
 		{`{"incidentSysId":"` + incident + `","incidentNumber":"INC1","priority":"1","callerSysId":"x^ORactive=true"}`, "callerSysId", "invalid_field"},
 		{`{"incidentSysId":"` + incident + `","incidentNumber":"INC1","priority":"1 - Critical","callerSysId":"` + caller + `"}`, "priority", "invalid_field"},
 		{`{"incidentSysId":"` + incident + `","incidentNumber":"INC1","priority":"1"}`, "callerSysId", "missing_field"},
-		{`{"incidentSysId":"` + incident + `","incidentNumber":"INC1","priority":1,"callerSysId":"` + caller + `","urgency":"1"}`, "urgency", "unknown_field"},
+		{`{"incidentSysId":"` + incident + `","incidentNumber":"INC1","priority":1,"callerSysId":"` + caller + `","Priority":"1"}`, "Priority", "unknown_field"},
+		{`{"incidentSysId":"` + incident + `","priority":"1","callerSysId":"nope","conversationId":"x y"}`, "callerSysId", "invalid_field"},
 		{`{"incidentSysId":"` + strings.ToUpper(incident) + `","incidentNumber":"INC1","priority":"1","callerSysId":"` + caller + `"}`, "incidentSysId", "invalid_field"},
 	}
 	for _, c := range cases {
@@ -517,5 +518,19 @@ func TestBadInputAfterAValidSignature(t *testing.T) {
 	// A numeric priority, as a script may send it, is fine.
 	if a := e.send(t, `{"incidentSysId":"`+incident+`","incidentNumber":"INC1","priority":1,"callerSysId":"`+caller+`"}`); a.status != 200 {
 		t.Fatalf("numeric priority: %s", a.raw)
+	}
+	// What does not stop the request is ignored with a warning: an unknown input, a malformed
+	// incident number or delivery id, a malformed conversation id when the caller can stand in.
+	for field, b := range map[string]string{
+		"urgency":        `{"incidentSysId":"` + incident + `","incidentNumber":"INC1","priority":"1","callerSysId":"` + caller + `","urgency":"1"}`,
+		"incidentNumber": `{"incidentSysId":"` + incident + `","incidentNumber":"INC 1; drop","priority":"1","callerSysId":"` + caller + `"}`,
+		"deliveryId":     `{"incidentSysId":"` + incident + `","priority":"1","callerSysId":"` + caller + `","deliveryId":"{x}"}`,
+		"conversationId": `{"incidentSysId":"` + incident + `","priority":"1","callerSysId":"` + caller + `","conversationId":"x^ORactive=true"}`,
+		"callerSysId":    `{"incidentSysId":"` + incident + `","priority":"1","callerSysId":"nope","conversationId":"` + conv + `"}`,
+	} {
+		a := e.send(t, b)
+		if a.status != 200 || len(a.outcome.Warnings) != 1 || !strings.HasPrefix(a.outcome.Warnings[0], field+": ") {
+			t.Errorf("%s: got %d %s; want 200 with a warning on %s", field, a.status, a.raw, field)
+		}
 	}
 }

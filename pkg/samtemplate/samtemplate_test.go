@@ -145,11 +145,23 @@ Resources:
     Condition: IsInfo
     DependsOn: AlarmTopic
     Properties:
+      AlarmDescription: The redrive fails; read its log.
       AlarmActions: [!Ref AlarmTopic]
       Dimensions:
         - Name: FunctionName
           Value: !Ref RedriveFunction
       Namespace: !If [NotInfo, debug, cxbridge]
+      MetricName: Errors
+      Statistic: Sum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 1
+      ComparisonOperator: GreaterThanOrEqualToThreshold
+      TreatMissingData: notBreaching
+  Board:
+    Type: AWS::CloudWatch::Dashboard
+    Properties:
+      DashboardBody: !Sub '{"widgets":[{"type":"alarm","x":0,"y":0,"width":24,"height":3,"properties":{"alarms":["${RedriveAlarm.Arn}"]}},{"type":"metric","x":0,"y":3,"width":12,"height":6,"properties":{"title":"Errors","metrics":[["AWS/Lambda","Errors","FunctionName","${RedriveFunction}"]]}}]}'
 Outputs:
   Url:
     Value: !Sub "https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}/prod"
@@ -250,6 +262,58 @@ func TestValidateRules(t *testing.T) {
 				return replace(t, s, "Value: !Ref RedriveFunction", "Value: {Ref: RedriveFunc}")
 			},
 			resource: "RedriveAlarm", property: "Properties.Dimensions[0].Value", message: "!Ref RedriveFunc",
+		},
+		{
+			name: "alarm that says nothing",
+			template: func(t *testing.T, s string) string {
+				return replace(t, s, "AlarmDescription: The redrive fails; read its log.", `AlarmDescription: ""`)
+			},
+			resource: "RedriveAlarm", property: "Properties.AlarmDescription", message: "say what happened and what to do",
+		},
+		{
+			name: "alarm nobody hears",
+			template: func(t *testing.T, s string) string {
+				return replace(t, s, "AlarmActions: [!Ref AlarmTopic]", "AlarmActions: []")
+			},
+			resource: "RedriveAlarm", property: "Properties.AlarmActions", message: "nobody hears",
+		},
+		{
+			name:     "hard-coded alarm threshold",
+			template: func(t *testing.T, s string) string { return replace(t, s, "Threshold: 1", "Threshold: 5") },
+			resource: "RedriveAlarm", property: "Properties.Threshold", message: "want a parameter",
+		},
+		{
+			name: "alarm without missing-data treatment",
+			template: func(t *testing.T, s string) string {
+				return replace(t, s, "TreatMissingData: notBreaching", "TreatMissingData: sometimes")
+			},
+			resource: "RedriveAlarm", property: "Properties.TreatMissingData", message: "say what no data means",
+		},
+		{
+			name: "alarm missing from the dashboard",
+			template: func(t *testing.T, s string) string {
+				return replace(t, s, `"alarms":["${RedriveAlarm.Arn}"]`, `"alarms":[]`)
+			},
+			resource: "RedriveAlarm", property: "", message: "not in the dashboard's alarm widget",
+		},
+		{
+			name: "dashboard widget off the grid",
+			template: func(t *testing.T, s string) string {
+				return replace(t, s, `"x":0,"y":3,"width":12`, `"x":20,"y":3,"width":12`)
+			},
+			resource: "Board", property: "Properties.DashboardBody.widgets[1]", message: "24-column grid",
+		},
+		{
+			name: "dashboard metric of a function that is not in the template",
+			template: func(t *testing.T, s string) string {
+				return replace(t, s, `"FunctionName","${RedriveFunction}"`, `"FunctionName","cxbridge-redrive"`)
+			},
+			resource: "Board", property: "Properties.DashboardBody.widgets[1]", message: "must name a AWS::Serverless::Function",
+		},
+		{
+			name:     "dashboard body that is not JSON",
+			template: func(t *testing.T, s string) string { return replace(t, s, `{"widgets":[`, `{"widgets":[[`) },
+			resource: "Board", property: "Properties.DashboardBody", message: "not JSON",
 		},
 		{
 			name:     "misspelt GetAtt",
@@ -818,7 +882,8 @@ func TestRealTemplate(t *testing.T) {
 
 // TestREADMEDocumentsEveryVariable holds the README's configuration to the template: every
 // parameter, every function's environment variable and every output must be named there (in
-// backticks), so a deployer never meets a setting nobody explained.
+// backticks), and every alarm must have its runbook entry, so a deployer never meets a setting
+// nobody explained and the on-call never an alarm nobody wrote down what to do about.
 func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	tpl, err := Load("../../template.yaml")
 	if err != nil {
@@ -843,5 +908,9 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		for name := range f.Environment {
 			documented("environment variable of "+f.LogicalID, name)
 		}
+	}
+	// the runbook: one entry per alarm
+	for _, a := range tpl.ResourcesOfType(TypeAlarm) {
+		documented("alarm (runbook entry under Operating it, Alarms)", a.LogicalID)
 	}
 }

@@ -97,6 +97,7 @@ func (t *Template) Validate(root string) []error {
 	v.functions()
 	v.tables()
 	v.rolePolicies()
+	v.monitoring()
 	sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
 	out := make([]error, len(v.problems))
 	for i, p := range v.problems {

@@ -1,5 +1,5 @@
 // Package store holds the DynamoDB conventions shared by every function: how the client is
-// built and how the two tables are keyed.
+// built (every call bounded by the caller's budget, bounded.go) and how the two tables are keyed.
 //
 // The state table is a single table keyed by pk (partition) and sk (sort), with a TTL attribute
 // expires_at. Each kind of item owns a pk prefix:
@@ -15,6 +15,9 @@
 //	MASTERS                        <target>#<master>  master tickets with outage links; note lease
 //	MASTER#<target>#<master>       <linked>#<key>     calls linked to a master, not yet noted
 //	REPLAY#<scheme>#<id>           REPLAY             webhook and signature replay guards
+//	HEALTH                         RUN                integration-health's last run and its lease
+//	HEALTH                         CHECK#<s>#<c>#<t>  the last result of one health check
+//	RATELIMIT#<system>             SEQ#... / SLOT#... shared rate limit per system (pkg/ratelimit)
 //
 // The idempotency table follows Powertools for AWS Lambda: id, expiration, status,
 // in_progress_expiration, data, validation.
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -50,9 +54,15 @@ func LoadAWS(ctx context.Context) (aws.Config, error) {
 		// TLS-inspecting proxy) can still be applied to it; a plain *http.Client makes the
 		// SDK refuse to load.
 		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(5*time.Second)),
-		// The SDK's own retries stay on (they handle throttling), but few: callers are waiting,
-		// and every operation is bounded by the invocation's context anyway.
-		awsconfig.WithRetryMaxAttempts(2),
+		// The SDK's own retries stay on (they handle throttling and a dropped connection), but
+		// few and quick: callers are waiting, and every DynamoDB call is bounded as a whole
+		// (Bounds), retries included.
+		awsconfig.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 2
+				o.MaxBackoff = 100 * time.Millisecond
+			})
+		}),
 	)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
@@ -60,9 +70,13 @@ func LoadAWS(ctx context.Context) (aws.Config, error) {
 	return cfg, nil
 }
 
-// NewDynamoDB builds a DynamoDB client.
-func NewDynamoDB(cfg aws.Config) *dynamodb.Client {
-	return dynamodb.NewFromConfig(cfg)
+// NewDynamoDB builds the DynamoDB client every package of a function shares; each of its calls
+// is bounded by b (see bounded.go).
+func NewDynamoDB(cfg aws.Config, b Bounds) *dynamodb.Client {
+	bd := newBound(b)
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, bd.register)
+	})
 }
 
 // TTL returns the expires_at value for an item that should live for d.

@@ -73,7 +73,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 	}
 	// A generous store timeout: on a loaded machine DynamoDB Local can be slower than the
 	// production default, and a breaker failing open would hide what these tests check.
-	bs := breaker.Settings{Name: "telemetry", Threshold: 3, OpenFor: time.Minute, ProbeLease: 5 * time.Second, StoreTimeout: 5 * time.Second}
+	bs := breaker.Settings{Name: "telemetry", Threshold: 3, OpenFor: time.Minute, ProbeLease: 5 * time.Second}
 	for _, o := range opts {
 		o(&cfg, &bs)
 	}
@@ -83,7 +83,7 @@ func newEnv(t *testing.T, opts ...option) *env {
 		Telemetry: telemetry.New(cfg.TelemetryURL, sec, cfg.TelemetrySecretID, connectors.DefaultHTTPClient),
 		Guard:     breaker.New(local.Client(), cfg.StateTable, bs),
 	}
-	if cfg.Cascade {
+	if cfg.ObservesQueues() {
 		svc.Observer = genesys.New(cfg.GenesysAPIBaseURL, cfg.GenesysLoginBaseURL, sec, cfg.GenesysSecretID, connectors.DefaultHTTPClient)
 	}
 	return &env{svc: svc, telemetry: tel, genesys: gc, secrets: sm}
@@ -395,15 +395,15 @@ func TestCascade(t *testing.T) {
 	})
 }
 
-func TestBadInputIsRejectedNamingTheField(t *testing.T) {
+// Only a request without a customer id (or a typo of an input name, or a body that is not a
+// JSON object) is refused.
+func TestOnlyAMissingCustomerIDIsRejected(t *testing.T) {
 	e := newEnv(t)
 	cases := []struct{ body, field, code string }{
 		{`{}`, "customerId", "missing_field"},
 		{`{"customerId":"  "}`, "customerId", "missing_field"},
 		{`{"customerId":"acme","customerID":"x"}`, "customerID", "unknown_field"},
 		{`{"customerId":{"id":1}}`, "customerId", "invalid_field"},
-		{`{"customerId":"acme","conversationId":"x^ORactive=true"}`, "conversationId", "invalid_field"},
-		{`{"customerId":"` + strings.Repeat("a", 129) + `"}`, "customerId", "invalid_field"},
 		{`not json`, "body", "invalid_json"},
 	}
 	for _, c := range cases {
@@ -419,6 +419,32 @@ func TestBadInputIsRejectedNamingTheField(t *testing.T) {
 	}
 	if n := len(e.telemetry.Received()); n != 0 {
 		t.Fatalf("rejected requests reached telemetry %d times", n)
+	}
+}
+
+// Everything else routes the caller, with a warning naming the input.
+func TestBadTierInputIsAnsweredWithAWarning(t *testing.T) {
+	e := newEnv(t)
+	e.telemetry.Severity("acme", 3, false)
+	cases := []struct{ body, field, status, reason string }{
+		{`{"customerId":"` + strings.Repeat("a", 129) + `"}`, "customerId", tiering.StatusFallback, tiering.ReasonInvalidCustomerID},
+		{`{"customerId":"acme\u0007"}`, "customerId", tiering.StatusFallback, tiering.ReasonInvalidCustomerID},
+		{`{"customerId":"acme","conversationId":"x^ORactive=true"}`, "conversationId", tiering.StatusOK, ""},
+		{`{"customerId":"acme","ani":["+14155550100"]}`, "ani", tiering.StatusOK, ""},
+		{`{"customerId":"acme","queue":"L3"}`, "queue", tiering.StatusOK, ""},
+	}
+	for _, c := range cases {
+		resp := e.handle(t, context.Background(), c.body)
+		var d tiering.Decision
+		_ = json.Unmarshal([]byte(resp.Body), &d)
+		if resp.StatusCode != 200 || d.Status != c.status || d.Reason != c.reason || d.QueueID == "" || len(d.Warnings) != 1 || !strings.HasPrefix(d.Warnings[0], c.field+": ") {
+			t.Errorf("%s: got %d %s; want 200 %s %s with a warning on %s", c.body, resp.StatusCode, resp.Body, c.status, c.reason, c.field)
+		}
+	}
+	for _, r := range e.telemetry.Received() {
+		if r.CustomerID != "acme" || r.ANI != "" {
+			t.Fatalf("telemetry was asked about %q (ani %q)", r.CustomerID, r.ANI)
+		}
 	}
 }
 

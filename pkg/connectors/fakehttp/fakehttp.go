@@ -2,6 +2,15 @@
 // the loopback interface, failures injected per path prefix, a fixed-window rate limit and a
 // store of issued bearer tokens. The fakes themselves (genesystest, jiratest, ...) speak their
 // system's contract on top of these.
+//
+// Injected failures come in the two kinds production brings (DESIGN.md section 7):
+//
+//   - before the effect: the request is refused (a status), hangs (a delay) or its connection
+//     is reset, and nothing is stored;
+//   - after the effect (Lose): the request is processed and its effect stored, and then the
+//     answer is lost: replaced by a 5xx (with Retry-After if asked), held back (a hang that
+//     ends when the client gives up), delivered late, or the connection is reset. This is the
+//     "unknown outcome" every non-idempotent write must verify before it repeats itself.
 package fakehttp
 
 import (
@@ -44,6 +53,50 @@ func Wait(r *http.Request, d time.Duration) bool {
 	}
 }
 
+// Lose serves r with serve, so the request takes effect, and then loses the answer: it waits
+// delay (a hang; it ends early, answering nothing, when the client gives up), then resets the
+// connection (reset), writes the injected answer instead of the real one (fail, when not nil:
+// a 5xx for a write that was applied), or delivers the real answer late. The caller must have
+// read the request body (the fakes read it first and hand serve a copy): only then does the
+// server notice a client that gives up during the delay.
+func Lose(w http.ResponseWriter, r *http.Request, serve http.Handler, delay time.Duration, reset bool, fail func(http.ResponseWriter)) {
+	rec := httptest.NewRecorder()
+	serve.ServeHTTP(rec, r)
+	if !Wait(r, delay) {
+		return
+	}
+	switch {
+	case reset:
+		Reset(w)
+	case fail != nil:
+		fail(w)
+	default:
+		for k, vs := range rec.Header() {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}
+}
+
+// Reset ends the exchange without an answer: the connection is closed with a TCP reset (linger
+// 0), as when a proxy or the server process dies. The client sees "connection reset by peer"
+// (or an EOF) after its request was written.
+func Reset(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler) // net/http closes the connection without an answer
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
 // Failures is a queue of injected failures per path prefix. F is the fake's own failure type;
 // times points at its "how many requests" field (0 = every request from now on).
 type Failures[F any] struct {
@@ -74,13 +127,17 @@ func (q *Failures[F]) Clear() {
 
 // Take returns the failure that applies to a request path, if any, and uses it up. When several
 // prefixes match, the longest (most specific) wins, so the choice never depends on map order.
-func (q *Failures[F]) Take(path string) (F, bool) {
+func (q *Failures[F]) Take(path string) (F, bool) { return q.TakeFor(path, nil) }
+
+// TakeFor is Take for failures that apply to some requests only (one method, say): a queue
+// whose next failure does not match (match returns false) is passed over for this request.
+func (q *Failures[F]) TakeFor(path string, match func(*F) bool) (F, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	best := ""
 	found := false
 	for prefix, fs := range q.byPrefix {
-		if len(fs) > 0 && strings.HasPrefix(path, prefix) && (!found || len(prefix) > len(best)) {
+		if len(fs) > 0 && strings.HasPrefix(path, prefix) && (!found || len(prefix) > len(best)) && (match == nil || match(&fs[0])) {
 			best, found = prefix, true
 		}
 	}
@@ -103,11 +160,12 @@ func (q *Failures[F]) Take(path string) (F, bool) {
 // Window is a fixed-window rate limit: Limit requests per Every, then refusals until the window
 // ends. A zero Limit allows everything.
 type Window struct {
-	mu    sync.Mutex
-	limit int
-	every time.Duration
-	start time.Time
-	count int
+	mu      sync.Mutex
+	limit   int
+	every   time.Duration
+	start   time.Time
+	count   int
+	refused int
 }
 
 // Set changes the limit and starts a new window at now.
@@ -129,7 +187,17 @@ func (w *Window) Hit(now time.Time) (allowed bool, count, limit int, reset time.
 		w.start, w.count = now, 0
 	}
 	w.count++
+	if w.count > w.limit {
+		w.refused++
+	}
 	return w.count <= w.limit, w.count, w.limit, w.start.Add(w.every)
+}
+
+// Refused counts the requests the limit refused since it was first set.
+func (w *Window) Refused() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refused
 }
 
 // Tokens are the bearer tokens a fake's token endpoint issued.

@@ -1,7 +1,11 @@
 package fakehttp_test
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -62,5 +66,82 @@ func TestTokens(t *testing.T) {
 	ts.Revoke()
 	if ts.Valid(tok, now) {
 		t.Fatal("revoked tokens are invalid")
+	}
+}
+
+func TestTakeForPassesOverFailuresThatDoNotMatch(t *testing.T) {
+	type f struct {
+		Method string
+		Times  int
+	}
+	q := fakehttp.NewFailures(func(x *f) *int { return &x.Times })
+	q.Add("/api/now/table/incident", f{Method: "POST", Times: 1})
+	post := func(x *f) bool { return x.Method == "POST" }
+	get := func(x *f) bool { return x.Method == "GET" }
+	if _, ok := q.TakeFor("/api/now/table/incident", get); ok {
+		t.Fatal("a POST failure struck a GET")
+	}
+	if _, ok := q.TakeFor("/api/now/table/incident", post); !ok {
+		t.Fatal("the POST failure did not strike the POST")
+	}
+	if _, ok := q.TakeFor("/api/now/table/incident", post); ok {
+		t.Fatal("used up after one")
+	}
+}
+
+// TestLoseAppliesTheEffectAndLosesTheAnswer: the handler runs (its effect is stored) whatever
+// happens to the answer: replaced, delivered late, reset, or never sent when the client gives up.
+func TestLoseAppliesTheEffectAndLosesTheAnswer(t *testing.T) {
+	var effects atomic.Int32
+	created := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		effects.Add(1)
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"id":"1"}`)
+	})
+	mode := make(chan func(w http.ResponseWriter, r *http.Request), 1)
+	srv := fakehttp.Start("lose", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // as the fakes do: only then does the server notice a client leaving
+		(<-mode)(w, r)
+	}))
+	defer srv.Close()
+	call := func(timeout time.Duration) (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL, strings.NewReader("{}"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	cases := []struct {
+		name    string
+		lose    func(w http.ResponseWriter, r *http.Request)
+		timeout time.Duration
+		status  int // 0: no answer
+	}{
+		{"503 instead of the answer", func(w http.ResponseWriter, r *http.Request) {
+			fakehttp.Lose(w, r, created, 0, false, func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) })
+		}, time.Second, http.StatusServiceUnavailable},
+		{"the answer, late", func(w http.ResponseWriter, r *http.Request) {
+			fakehttp.Lose(w, r, created, 50*time.Millisecond, false, nil)
+		}, time.Second, http.StatusCreated},
+		{"a reset", func(w http.ResponseWriter, r *http.Request) {
+			fakehttp.Lose(w, r, created, 0, true, nil)
+		}, time.Second, 0},
+		{"held until the client gives up", func(w http.ResponseWriter, r *http.Request) {
+			fakehttp.Lose(w, r, created, time.Minute, false, nil)
+		}, 100 * time.Millisecond, 0},
+	}
+	for i, tc := range cases {
+		mode <- tc.lose
+		status, err := call(tc.timeout)
+		if status != tc.status || (tc.status == 0) != (err != nil) {
+			t.Errorf("%s: status %d, error %v", tc.name, status, err)
+		}
+		if n := effects.Load(); n != int32(i+1) {
+			t.Errorf("%s: %d effects, want %d", tc.name, n, i+1)
+		}
 	}
 }

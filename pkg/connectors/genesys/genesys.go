@@ -21,6 +21,9 @@ type Credentials struct {
 	ClientSecret string `json:"clientSecret"`
 }
 
+// System is the name used in errors, logs, breaker and rate limit keys.
+const System = "genesys"
+
 // Client calls the Genesys Cloud API.
 type Client struct {
 	api   connectors.Client

@@ -78,12 +78,12 @@ func TestWrongClientSecretIsUnauthorized(t *testing.T) {
 
 func TestObserveQueuesSumsQualifiers(t *testing.T) {
 	c, fake, _ := newClient(t)
-	fake.SetQueue("q1", genesystest.Queue{Idle: 2, Interacting: 3, Waiting: 4})
+	fake.SetQueue("q1", genesystest.Queue{Idle: 2, Interacting: 3, Communicating: 1, NotResponding: 1, Waiting: 4})
 	got, err := c.ObserveQueues(context.Background(), []string{"q1", "q-unknown"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["q1"] != (genesys.QueueObservation{OnQueueUsers: 5, Waiting: 4}) {
+	if got["q1"] != (genesys.QueueObservation{OnQueueUsers: 7, Idle: 2, Waiting: 4}) {
 		t.Fatalf("q1 = %+v", got["q1"])
 	}
 	if o, ok := got["q-unknown"]; !ok || o != (genesys.QueueObservation{}) {

@@ -10,6 +10,7 @@ import (
 // QueueObservation is the live state of one queue.
 type QueueObservation struct {
 	OnQueueUsers int // agents on queue, whatever their routing status (IDLE, INTERACTING, ...)
+	Idle         int // of those, the ones whose routing status is IDLE: free for the next call
 	Waiting      int // conversations waiting
 }
 
@@ -70,6 +71,9 @@ func (c *Client) ObserveQueues(ctx context.Context, queueIDs []string) (map[stri
 			switch d.Metric {
 			case "oOnQueueUsers":
 				o.OnQueueUsers += d.Stats.Count
+				if d.Qualifier == "IDLE" {
+					o.Idle += d.Stats.Count
+				}
 			case "oWaiting":
 				o.Waiting += d.Stats.Count
 			}

@@ -134,6 +134,12 @@ func (c *Client) CreateAttachment(ctx context.Context, issueIDOrKey string, in N
 	return &AttachmentResult{Comment: out.Comment, Attachments: out.Attachments.Values}, nil
 }
 
+// ListAttachments returns a request's attachments (GET /rest/servicedeskapi/request/{key}/attachment),
+// a consistent read: how an attachment whose answer was lost is found before attaching again.
+func (c *Client) ListAttachments(ctx context.Context, issueIDOrKey string) ([]Attachment, error) {
+	return paged[Attachment](ctx, c, "list attachments", "/rest/servicedeskapi/request/"+escape(issueIDOrKey)+"/attachment", nil, nil)
+}
+
 // Attach is the two steps in one: upload files to the request's service desk, then attach them
 // to the request with a comment.
 func (c *Client) Attach(ctx context.Context, serviceDeskID, issueIDOrKey string, public bool, comment string, files ...File) (*AttachmentResult, error) {

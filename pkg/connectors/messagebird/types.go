@@ -287,7 +287,13 @@ var ErrBadEvent = errors.New("not a MessageBird webhook event")
 func ParseEvent(body []byte) (Event, error) {
 	var ev Event
 	if err := json.Unmarshal(body, &ev); err != nil {
-		return Event{}, fmt.Errorf("%w: %w", ErrBadEvent, err)
+		// A timestamp in a form Go cannot read ("", a format MessageBird may change) must not
+		// cost the end user's message: such timestamps are dropped (zero) and the event is
+		// read again. Anything else wrong is a bad event.
+		clean, ok := withoutUnreadableTimes(body)
+		if !ok || json.Unmarshal(clean, &ev) != nil {
+			return Event{}, fmt.Errorf("%w: %w", ErrBadEvent, err)
+		}
 	}
 	switch {
 	case ev.Type == "":
@@ -304,4 +310,47 @@ func ParseEvent(body []byte) (Event, error) {
 // direction received), the only kind that becomes ticket text.
 func (e Event) Inbound() bool {
 	return e.Type == EventMessageCreated && e.Message != nil && e.Message.Direction == DirectionReceived
+}
+
+// withoutUnreadableTimes removes every "...Datetime" field whose value is not an RFC 3339 time;
+// ok is false when there was none to remove.
+func withoutUnreadableTimes(body []byte) ([]byte, bool) {
+	var v any
+	if json.Unmarshal(body, &v) != nil {
+		return nil, false
+	}
+	removed := false
+	var walk func(any)
+	walk = func(x any) {
+		switch t := x.(type) {
+		case map[string]any:
+			for k, val := range t {
+				if strings.HasSuffix(k, "Datetime") {
+					if str, isStr := val.(string); !isStr || !readableTime(str) {
+						if val != nil {
+							delete(t, k)
+							removed = true
+						}
+						continue
+					}
+				}
+				walk(val)
+			}
+		case []any:
+			for _, e := range t {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	if !removed {
+		return nil, false
+	}
+	out, err := json.Marshal(v)
+	return out, err == nil
+}
+
+func readableTime(s string) bool {
+	_, err := time.Parse(time.RFC3339Nano, s)
+	return err == nil
 }

@@ -51,9 +51,27 @@ func TestParseEvent(t *testing.T) {
 		}
 	}
 
-	for _, bad := range []string{``, `[]`, `{}`, `{"type":"message.created"}`, `{"type":"conversation.updated"}`, `{"type":"message.created","message":{"createdDatetime":"yesterday"}}`} {
+	for _, bad := range []string{``, `[]`, `{}`, `{"type":"message.created"}`, `{"type":"conversation.updated"}`} {
 		if _, err := messagebird.ParseEvent([]byte(bad)); !errors.Is(err, messagebird.ErrBadEvent) {
 			t.Errorf("%q: err %v", bad, err)
 		}
+	}
+}
+
+// A timestamp that cannot be read does not cost the end user's message: it is dropped (zero).
+// Anything else malformed still makes a bad event.
+func TestParseEventForgivesUnreadableTimes(t *testing.T) {
+	body := `{"type":"message.created","contact":{"id":"c1","msisdn":31612345678,"createdDatetime":""},
+	  "conversation":{"id":"v1","contactId":"c1","status":"active","lastReceivedDatetime":"22/11/2026 10:15","createdDatetime":"2026-11-22T10:15:00Z"},
+	  "message":{"id":"m1","direction":"received","type":"text","content":{"text":"hi"},"createdDatetime":1700000000}}`
+	ev, err := messagebird.ParseEvent([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ev.Inbound() || ev.Message.ID != "m1" || ev.Contact.ID != "c1" || !ev.Conversation.LastReceivedDatetime.IsZero() || ev.Conversation.CreatedDatetime.IsZero() {
+		t.Fatalf("%+v", ev)
+	}
+	if _, err := messagebird.ParseEvent([]byte(`{"type":"message.created","message":{"id":["m1"]}}`)); !errors.Is(err, messagebird.ErrBadEvent) {
+		t.Fatalf("a message id of the wrong type: %v", err)
 	}
 }

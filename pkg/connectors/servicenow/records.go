@@ -13,6 +13,9 @@ import (
 const (
 	TableUser     Table = "sys_user"
 	TableIncident Table = "incident"
+	// TableJournal holds one row per journal entry (work note, additional comment): the
+	// history of write-to-append fields that the record itself reads back as "".
+	TableJournal Table = "sys_journal_field"
 )
 
 // Fields cxbridge queries or reads. Shared names (sys_id, active) serve every table.
@@ -34,6 +37,11 @@ const (
 	FieldPhone          Field = "phone"
 	FieldMobilePhone    Field = "mobile_phone"
 	FieldEmployeeNumber Field = "employee_number"
+	FieldVIP            Field = "vip"
+	FieldTitle          Field = "title"
+	FieldCompany        Field = "company"    // reference to core_company
+	FieldLocation       Field = "location"   // reference to cmn_location
+	FieldDepartment     Field = "department" // reference to cmn_department
 
 	// incident
 	FieldNumber             Field = "number"
@@ -50,6 +58,12 @@ const (
 	FieldSubcategory        Field = "subcategory"
 	FieldAssignmentGroup    Field = "assignment_group"
 
+	// sys_journal_field
+	FieldJournalTable   Field = "name"       // the table of the record
+	FieldJournalElement Field = "element"    // the journal field, work_notes or comments
+	FieldJournalRecord  Field = "element_id" // the record's sys_id
+	FieldJournalValue   Field = "value"
+
 	// dot-walks from incident through caller_id to sys_user
 	FieldCallerPhone       Field = "caller_id.phone"
 	FieldCallerMobilePhone Field = "caller_id.mobile_phone"
@@ -58,7 +72,7 @@ const (
 
 // UserFields is the sysparm_fields list that fills a User.
 var UserFields = []Field{FieldSysID, FieldUserName, FieldName, FieldFirstName, FieldLastName, FieldEmail,
-	FieldPhone, FieldMobilePhone, FieldEmployeeNumber, FieldActive}
+	FieldPhone, FieldMobilePhone, FieldEmployeeNumber, FieldActive, FieldVIP}
 
 // IncidentFields is the sysparm_fields list that fills an Incident (without description and
 // the journal fields, which a screen pop does not need).
@@ -179,6 +193,7 @@ type User struct {
 	MobilePhone    string // free text, as entered
 	EmployeeNumber string
 	Active         bool
+	VIP            bool // the directory's VIP flag (sys_user.vip)
 }
 
 // ID returns the user's sys_id as a SysID.
@@ -195,6 +210,7 @@ func (u *User) UnmarshalJSON(b []byte) error {
 		FirstName: r["first_name"].Value, LastName: r["last_name"].Value, Email: r["email"].Value,
 		Phone: r["phone"].Value, MobilePhone: r["mobile_phone"].Value,
 		EmployeeNumber: r["employee_number"].Value, Active: r["active"].Value == "true",
+		VIP: r["vip"].Value == "true",
 	}
 	return nil
 }
@@ -205,7 +221,7 @@ func (u User) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]string{
 		"sys_id": u.SysID, "user_name": u.UserName, "name": u.Name, "first_name": u.FirstName,
 		"last_name": u.LastName, "email": u.Email, "phone": u.Phone, "mobile_phone": u.MobilePhone,
-		"employee_number": u.EmployeeNumber, "active": strconv.FormatBool(u.Active),
+		"employee_number": u.EmployeeNumber, "active": strconv.FormatBool(u.Active), "vip": strconv.FormatBool(u.VIP),
 	})
 }
 

@@ -376,6 +376,33 @@ func (c *Client) AppendJournal(ctx context.Context, table Table, id SysID, field
 	return c.Update(ctx, table, id, map[string]string{string(field): text}, WriteOptions{}, nil)
 }
 
+// JournalHas reports whether a journal field (FieldWorkNotes or FieldComments) of a record has
+// an entry containing marker. It reads sys_journal_field, a consistent read, so it is how a
+// caller whose append's answer was lost finds out whether the entry landed before appending it
+// again. The integration user needs read access to sys_journal_field: without it the instance
+// shows no rows, and an append in doubt would be repeated.
+func (c *Client) JournalHas(ctx context.Context, table Table, id SysID, field Field, marker Token) (bool, error) {
+	if field != FieldWorkNotes && field != FieldComments {
+		return false, rejected("query "+string(TableJournal), invalid(string(field), "not a journal field"))
+	}
+	tableName, err := ParseKey(string(table))
+	if err != nil {
+		return false, rejected("query "+string(TableJournal), err)
+	}
+	q := NewQuery().
+		Where(Eq(FieldJournalRecord, id)).
+		Where(Eq(FieldJournalTable, tableName)).
+		Where(Eq(FieldJournalElement, MustKey(string(field)))).
+		Where(Like(FieldJournalValue, marker))
+	var rows []struct {
+		SysID string `json:"sys_id"`
+	}
+	if err := c.Query(ctx, TableJournal, q, QueryOptions{Fields: []Field{FieldSysID}, Limit: 1}, &rows); err != nil {
+		return false, err
+	}
+	return len(rows) > 0, nil
+}
+
 // AppendWorkNote appends an internal work note to an incident (the outage mode's batched note
 // on the master incident, or a repeat call about an incident that already exists).
 func (c *Client) AppendWorkNote(ctx context.Context, incident SysID, note string) error {

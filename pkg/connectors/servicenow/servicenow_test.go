@@ -138,7 +138,7 @@ func TestBasicAuthQueryUsersByPhone(t *testing.T) {
 	r := got[1]
 	want := url.Values{
 		"sysparm_query":                      {"phoneLIKE0100^ORmobile_phoneLIKE0100^active=true"},
-		"sysparm_fields":                     {"sys_id,user_name,name,first_name,last_name,email,phone,mobile_phone,employee_number,active"},
+		"sysparm_fields":                     {"sys_id,user_name,name,first_name,last_name,email,phone,mobile_phone,employee_number,active,vip"},
 		"sysparm_limit":                      {"2"},
 		"sysparm_display_value":              {"false"},
 		"sysparm_exclude_reference_link":     {"true"},
@@ -741,5 +741,44 @@ func TestParseError(t *testing.T) {
 		if _, got := servicenow.ParseError([]byte(body)); got != want {
 			t.Errorf("ParseError(%s) = %q, want %q", body, got, want)
 		}
+	}
+}
+
+// TestJournalHasVerifiesAWorkNoteWhoseAnswerWasLost: the instance appends the note and answers
+// 502; sys_journal_field, a consistent read, says it landed, so it is not appended again.
+func TestJournalHasVerifiesAWorkNoteWhoseAnswerWasLost(t *testing.T) {
+	w := basicWorld(t, servicenowtest.Config{})
+	id := servicenow.MustSysID(w.sn.AddIncident(servicenowtest.Incident{ShortDescription: "E-mail is down"}))
+	other := servicenow.MustSysID(w.sn.AddIncident(servicenowtest.Incident{ShortDescription: "Printer"}))
+	marker := servicenow.MustKey("9700ed825613aae4be5e33d8")
+	w.sn.Fail("/api/now/v2/table/incident/"+id.String(), servicenowtest.Failure{Status: 502, AfterEffect: true, Method: http.MethodPatch, Times: 1})
+	err := w.client.AppendWorkNote(ctx(t), id, "Another escalation for this call (escalation id 9700ed825613aae4be5e33d8)")
+	if !connectors.InDoubt(err) {
+		t.Fatalf("a 502 after the append: %v; want an unknown outcome", err)
+	}
+	for _, tc := range []struct {
+		id    servicenow.SysID
+		field servicenow.Field
+		want  bool
+	}{
+		{id, servicenow.FieldWorkNotes, true},
+		{id, servicenow.FieldComments, false}, // another journal field
+		{other, servicenow.FieldWorkNotes, false},
+	} {
+		got, err := w.client.JournalHas(ctx(t), servicenow.TableIncident, tc.id, tc.field, marker)
+		if err != nil || got != tc.want {
+			t.Errorf("JournalHas(%s, %s) = %v, %v; want %v", tc.id, tc.field, got, err, tc.want)
+		}
+	}
+	if has, _ := w.client.JournalHas(ctx(t), servicenow.TableIncident, id, servicenow.FieldWorkNotes, servicenow.MustKey("ffffffffffffffffffffffff")); has {
+		t.Error("another marker is not there")
+	}
+	q := w.sn.Received("/api/now/v2/table/sys_journal_field")[0].Query.Get("sysparm_query")
+	if q != "element_id="+id.String()+"^name=incident^element=work_notes^valueLIKE9700ed825613aae4be5e33d8" {
+		t.Errorf("query %q", q)
+	}
+	// Integration users cannot write the journal table directly.
+	if err := w.client.Create(ctx(t), servicenow.TableJournal, map[string]string{"value": "x"}, servicenow.WriteOptions{}, nil); connectors.KindOf(err) != connectors.KindForbidden {
+		t.Errorf("write to sys_journal_field: %v", err)
 	}
 }

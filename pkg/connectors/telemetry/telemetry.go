@@ -48,6 +48,9 @@ type Credentials struct {
 	AuthStyle    string `json:"authStyle"`
 }
 
+// System is the name used in errors, logs, breaker and rate limit keys.
+const System = "telemetry"
+
 // Client reads telemetry.
 type Client struct {
 	http connectors.Client

@@ -64,6 +64,7 @@ func New(clientID, clientSecret string) *Server {
 	s.mux.HandleFunc("POST /oauth/token", s.token)
 	s.registerQueues()
 	s.registerConversations()
+	s.registerTokens()
 	s.srv = fakehttp.Start("genesystest", http.HandlerFunc(s.serve))
 	return s
 }

@@ -7,9 +7,11 @@ import (
 
 // Queue is the live state of a fake queue.
 type Queue struct {
-	Idle        int // on-queue agents waiting for work
-	Interacting int // on-queue agents busy
-	Waiting     int // conversations waiting
+	Idle          int // on-queue agents waiting for work
+	Interacting   int // on-queue agents busy
+	Communicating int // on-queue agents on a non-ACD conversation
+	NotResponding int // on-queue agents who let an offer time out
+	Waiting       int // conversations waiting
 }
 
 // SetQueue sets a queue's live state.
@@ -66,9 +68,16 @@ func (s *Server) observeQueues(w http.ResponseWriter, r *http.Request) {
 		for _, m := range q.Metrics {
 			switch m {
 			case "oOnQueueUsers":
-				res.Data = append(res.Data,
-					datum{Metric: m, Qualifier: "IDLE", Stats: stat{qs.Idle}},
-					datum{Metric: m, Qualifier: "INTERACTING", Stats: stat{qs.Interacting}})
+				// One datum per routing status with agents; a status with none is left out, so a
+				// client must sum what comes rather than expect every status.
+				for _, st := range []struct {
+					q string
+					n int
+				}{{"IDLE", qs.Idle}, {"INTERACTING", qs.Interacting}, {"COMMUNICATING", qs.Communicating}, {"NOT_RESPONDING", qs.NotResponding}} {
+					if st.n > 0 {
+						res.Data = append(res.Data, datum{Metric: m, Qualifier: st.q, Stats: stat{st.n}})
+					}
+				}
 			case "oWaiting":
 				res.Data = append(res.Data, datum{Metric: m, Stats: stat{qs.Waiting}})
 			}

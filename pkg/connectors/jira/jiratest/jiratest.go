@@ -11,14 +11,18 @@
 //   - JSM: create/get request (requestFieldValues in, an array out), comments (string bodies,
 //     public/internal), customer transitions, customers (experimental search needing
 //     X-ExperimentalApi: opt-in, create with strictConflictStatusCode, add to desk), the two-step
-//     attachment upload (multipart "file" + X-Atlassian-Token: no-check), request type fields.
+//     attachment upload (multipart "file" + X-Atlassian-Token: no-check), request type fields,
+//     GET servicedesk/{id}.
+//   - Permissions: GET /rest/api/3/mypermissions, and project permissions that can be revoked
+//     (RevokePermission) and are then refused with 403 (permissions.go).
 //   - Platform: POST /rest/api/3/search/jql with a small JQL (labels, project, key, status, text
 //     ~, cf[N], field names, AND, ORDER BY), PUT /rest/api/3/issue/{key} labels, user search,
 //     myself; the removed /rest/api/3/search answers 410.
 //   - Errors in the right shape per area: JSM {"errorMessage","i18nErrorMessage"}, platform
 //     {"errorMessages","errors"}.
 //   - Rate limiting (429 + Retry-After, X-RateLimit-*, an ISO X-RateLimit-Reset,
-//     RateLimit-Reason), failure injection per path prefix, and a record of every API request.
+//     RateLimit-Reason), failure injection per path prefix (before the effect, or after it: the
+//     request is applied and its answer lost, see Failure), and a record of every API request.
 //   - Webhooks like Jira Cloud admin webhooks: comment_created and jira:issue_updated (and
 //     jira:issue_created when asked for) with X-Hub-Signature, X-Atlassian-Webhook-Identifier,
 //     X-Atlassian-Webhook-Flow and, on redelivery, X-Atlassian-Webhook-Retry. Changes made
@@ -107,11 +111,16 @@ type Server struct {
 	nextHook     int
 	commentADF   bool
 	inflight     sync.WaitGroup
-	late         []late
+	revoked      map[string]bool // "<project>#<permission>" taken away (permissions.go)
 }
 
 // Failure is an injected answer for API requests whose path (after the gateway prefix) starts
 // with a prefix.
+//
+// By default it strikes before the request takes effect: nothing is stored. With AfterEffect the
+// request is processed first (a request created, a comment added) and only its answer is lost:
+// replaced by Status, held back for Delay (a hang, ending when the client gives up), or the
+// connection Reset; with neither Status nor Reset the real answer arrives after Delay.
 type Failure struct {
 	Status     int           // 0: no status, only the Delay
 	RetryAfter int           // seconds; sent as Retry-After (and X-RateLimit-Reset on 429)
@@ -120,6 +129,13 @@ type Failure struct {
 	Times      int           // how many requests it applies to; 0 = forever
 	Body       string        // raw body; default a Jira-shaped error for the path's area
 	Header     http.Header   // extra response headers
+	// AfterEffect applies the request before the failure: the answer is lost, not the request.
+	AfterEffect bool
+	// Reset closes the connection without an answer (after Delay) instead of answering.
+	Reset bool
+	// Method, when set, limits the failure to requests with this method (POST: the write, not
+	// the read before it).
+	Method string
 }
 
 // Received is an API request the fake got. Credentials are not kept: Authorization and Cookie
@@ -288,25 +304,36 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeAreaError(w, path, http.StatusUnauthorized, "Client must be authenticated to access this resource.")
 		return
 	}
-	if f, ok := s.failures.Take(path); ok {
-		if !fakehttp.Wait(r, f.Delay) {
-			return
-		}
-		if f.Status != 0 {
-			s.writeFailure(w, path, f)
-			return
-		}
-	}
-	if s.rateLimited(w, path) {
-		return
-	}
 	r2 := new(http.Request)
 	*r2 = *r
 	u := *r.URL
 	u.Path, u.RawPath = path, ""
 	r2.URL = &u
 	r2.Body = io.NopCloser(bytes.NewReader(body))
-	s.route(w, r2, path)
+	process := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.rateLimited(w, path) || s.refused(w, r, path, body) {
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+	f, ok := s.failures.TakeFor(path, func(f *Failure) bool { return f.Method == "" || f.Method == r.Method })
+	switch {
+	case !ok:
+		process(w, r2)
+	case f.AfterEffect:
+		var fail func(http.ResponseWriter)
+		if f.Status != 0 {
+			fail = func(w http.ResponseWriter) { s.writeFailure(w, path, f) }
+		}
+		fakehttp.Lose(w, r2, process, f.Delay, f.Reset, fail)
+	case !fakehttp.Wait(r, f.Delay):
+	case f.Reset:
+		fakehttp.Reset(w)
+	case f.Status != 0:
+		s.writeFailure(w, path, f)
+	default:
+		process(w, r2)
+	}
 }
 
 func (s *Server) writeFailure(w http.ResponseWriter, path string, f Failure) {

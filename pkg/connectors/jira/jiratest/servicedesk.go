@@ -32,6 +32,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /rest/servicedeskapi/servicedesk/{id}/customer", s.addCustomers)
 	m.HandleFunc("POST /rest/servicedeskapi/servicedesk/{id}/attachTemporaryFile", s.attachTemporaryFile)
 	m.HandleFunc("GET /rest/servicedeskapi/servicedesk/{id}/requesttype/{rt}/field", s.requestTypeFields)
+	m.HandleFunc("GET /rest/servicedeskapi/servicedesk/{id}", s.getServiceDesk)
 	m.HandleFunc("POST /rest/servicedeskapi/customer", s.createCustomer)
 	// platform
 	m.HandleFunc("POST /rest/api/3/search/jql", s.searchJQL)
@@ -39,6 +40,7 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /rest/api/3/issue/{key}", s.editIssue)
 	m.HandleFunc("GET /rest/api/3/user/search", s.userSearch)
 	m.HandleFunc("GET /rest/api/3/myself", s.myself)
+	m.HandleFunc("GET /rest/api/3/mypermissions", s.myPermissions)
 	s.issueRoutes()
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAreaError(w, r.URL.Path, http.StatusNotFound, "No such resource in jiratest: "+r.Method+" "+r.URL.Path)

@@ -35,7 +35,8 @@
 //     JWT with iss MessageBird, iat, nbf, exp (60 s), a unique jti, url_hash and payload_hash;
 //     SignOptions forges, expires or tampers them. Every delivery and the receiver's status are
 //     recorded.
-//   - Failure injection per path prefix (status, delay/hang, count), an optional rate limit
+//   - Failure injection per path prefix (status, delay/hang, reset, count; before the effect or
+//     after it: the message is sent and the answer lost, see Failure), an optional rate limit
 //     (429 + Retry-After), and a record of every request, sent message, archive call and media
 //     download.
 package messagebirdtest
@@ -83,6 +84,11 @@ const (
 const WindowDescription = "Failed to send message because you are outside the support window for freeform messages to this user. Please use a valid message template."
 
 // Failure is an injected answer for requests whose path starts with a prefix.
+//
+// By default it strikes before the request takes effect. With AfterEffect the request is
+// processed first (the message is sent to the end user) and only its answer is lost: replaced
+// by Status, held back for Delay (a hang, ending when the client gives up), or the connection
+// Reset; with neither Status nor Reset the real answer arrives after Delay.
 type Failure struct {
 	Status      int
 	Code        int    // errors[].code; default by status
@@ -90,6 +96,13 @@ type Failure struct {
 	RetryAfter  int    // seconds, sent as Retry-After
 	Delay       time.Duration
 	Times       int // how many requests it applies to; 0 = forever
+	// AfterEffect applies the request before the failure: the answer is lost, not the request.
+	AfterEffect bool
+	// Reset closes the connection without an answer (after Delay) instead of answering.
+	Reset bool
+	// Method, when set, limits the failure to requests with this method (POST: the write, not
+	// the read before it).
+	Method string
 }
 
 // Received is a request the fake got. The Authorization header is not kept.
@@ -237,25 +250,32 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.received = append(s.received, Received{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: json.RawMessage(body), Authorized: authorized})
 	s.mu.Unlock()
 
-	if f, ok := s.failures.Take(r.URL.Path); ok {
-		if !fakehttp.Wait(r, f.Delay) {
-			return
-		}
-		if f.Status != 0 {
-			if f.RetryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
-			}
-			code, desc := f.Code, f.Description
-			if code == 0 {
-				code = codeFor(f.Status)
-			}
-			if desc == "" {
-				desc = http.StatusText(f.Status)
-			}
-			writeError(w, f.Status, code, desc, "")
-			return
-		}
+	process := func(w http.ResponseWriter, r *http.Request) {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		s.process(w, r, authorized)
 	}
+	f, ok := s.failures.TakeFor(r.URL.Path, func(f *Failure) bool { return f.Method == "" || f.Method == r.Method })
+	switch {
+	case !ok:
+		process(w, r)
+	case f.AfterEffect:
+		var fail func(http.ResponseWriter)
+		if f.Status != 0 {
+			fail = func(w http.ResponseWriter) { writeFailure(w, f) }
+		}
+		fakehttp.Lose(w, r, http.HandlerFunc(process), f.Delay, f.Reset, fail)
+	case !fakehttp.Wait(r, f.Delay):
+	case f.Reset:
+		fakehttp.Reset(w)
+	case f.Status != 0:
+		writeFailure(w, f)
+	default:
+		process(w, r)
+	}
+}
+
+// process serves a request that no injected failure stopped.
+func (s *Server) process(w http.ResponseWriter, r *http.Request, authorized bool) {
 	if id, ok := strings.CutPrefix(r.URL.Path, "/v1/media/"); ok && r.Method == http.MethodGet {
 		s.serveMedia(w, r, id, authorized)
 		return
@@ -270,6 +290,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+func writeFailure(w http.ResponseWriter, f Failure) {
+	if f.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+	}
+	code, desc := f.Code, f.Description
+	if code == 0 {
+		code = codeFor(f.Status)
+	}
+	if desc == "" {
+		desc = http.StatusText(f.Status)
+	}
+	writeError(w, f.Status, code, desc, "")
 }
 
 func (s *Server) rateLimited() (int, bool) {

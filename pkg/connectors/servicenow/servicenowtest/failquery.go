@@ -42,7 +42,7 @@ func (s *Server) takeQueryFailure(query string) (Failure, bool) {
 	return Failure{}, false
 }
 
-func (s *Server) injectedForQuery(w http.ResponseWriter, r *http.Request) bool {
+func (s *Server) injectedForQuery(w http.ResponseWriter, r *http.Request, process http.HandlerFunc) bool {
 	q := r.URL.Query().Get("sysparm_query")
 	if q == "" {
 		return false
@@ -51,5 +51,5 @@ func (s *Server) injectedForQuery(w http.ResponseWriter, r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	return s.answerFailure(w, r, f)
+	return s.answerFailure(w, r, f, process)
 }

@@ -23,7 +23,11 @@
 //     that Journal returns, while the Table API shows them as "". X-no-response-body honoured.
 //   - Rate limiting (RateLimit): 429 with Retry-After, X-RateLimit-Limit, X-RateLimit-Reset
 //     (UNIX time), X-RateLimit-Rule and {"error":{"message":"Rate limit exceeded",...}}.
-//   - Per-request latency (SetLatency) and failure injection per path prefix (Fail).
+//   - Per-request latency (SetLatency) and failure injection per path prefix (Fail), before the
+//     effect or after it (the write is applied and its answer lost, see Failure).
+//   - sys_journal_field: every journal append is also a row there (name, element, element_id,
+//     value), readable through the Table API like any table, the consistent way to find out
+//     whether a work note landed.
 //   - Inspection: Received, Calls, Record(s), Journal, TokensIssued.
 package servicenowtest
 
@@ -69,12 +73,24 @@ type Config struct {
 }
 
 // Failure is an injected answer for requests whose path starts with a prefix.
+//
+// By default it strikes before the request takes effect. With AfterEffect the request is
+// processed first (an incident inserted, a work note appended) and only its answer is lost:
+// replaced by Status, held back for Delay (a hang, ending when the client gives up), or the
+// connection Reset; with neither Status nor Reset the real answer arrives after Delay.
 type Failure struct {
 	Status     int           // 0 with a Delay: only delay, then answer normally
 	RetryAfter int           // seconds; sent with Status (429 adds the X-RateLimit-* headers)
 	Delay      time.Duration // wait first (a hang is a long delay); ends when the client goes away
 	Times      int           // how many requests it applies to; 0 = forever
 	Message    string        // error.message; default the status text
+	// AfterEffect applies the request before the failure: the answer is lost, not the request.
+	AfterEffect bool
+	// Reset closes the connection without an answer (after Delay) instead of answering.
+	Reset bool
+	// Method, when set, limits the failure to requests with this method (POST: the write, not
+	// the read before it).
+	Method string
 }
 
 // Received is a Table API request the fake got (credentials are not kept).
@@ -149,6 +165,10 @@ func New(cfg Config) *Server {
 	}
 	s.DefineTable("sys_user", UserSchema())
 	s.DefineTable("incident", IncidentSchema())
+	s.DefineTable(JournalTable, JournalSchema())
+	s.DefineTable("core_company", NamedSchema())
+	s.DefineTable("cmn_location", NamedSchema("city", "country"))
+	s.DefineTable("cmn_department", NamedSchema())
 	s.srv = fakehttp.Start("servicenowtest", http.HandlerFunc(s.serve))
 	return s
 }
@@ -179,6 +199,9 @@ func (s *Server) SetStrictQueries(on bool) {
 // RateLimit allows n API requests per window; later ones get 429 until the window ends.
 // n = 0 removes the limit.
 func (s *Server) RateLimit(n int, window time.Duration) { s.limit.Set(n, window, s.cfg.Now()) }
+
+// RateLimited counts the requests RateLimit refused with 429.
+func (s *Server) RateLimited() int { return s.limit.Refused() }
 
 // Fail injects failures for request paths starting with prefix (queued in order; the token
 // endpoint is /oauth_token.do).
@@ -244,7 +267,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/oauth_token.do" {
-		if s.injected(w, r) {
+		if s.injected(w, r, func(w http.ResponseWriter, r *http.Request) { s.token(w, r, body) }) {
 			return
 		}
 		s.token(w, r, body)
@@ -270,10 +293,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.rateLimited(w) {
 		return
 	}
-	if s.injected(w, r) || s.injectedForQuery(w, r) {
+	process := func(w http.ResponseWriter, r *http.Request) { s.table(w, r, body, user) }
+	if s.injected(w, r, process) || s.injectedForQuery(w, r, process) {
 		return
 	}
-	s.table(w, r, body, user)
+	process(w, r)
 }
 
 // rateLimited applies the per-window limit; it adds the rule headers to every counted answer.
@@ -302,22 +326,41 @@ func (s *Server) rateLimited(w http.ResponseWriter) bool {
 	return true
 }
 
-func (s *Server) injected(w http.ResponseWriter, r *http.Request) bool {
-	f, ok := s.failures.Take(r.URL.Path)
+func (s *Server) injected(w http.ResponseWriter, r *http.Request, process http.HandlerFunc) bool {
+	f, ok := s.failures.TakeFor(r.URL.Path, func(f *Failure) bool { return f.Method == "" || f.Method == r.Method })
 	if !ok {
 		return false
 	}
-	return s.answerFailure(w, r, f)
+	return s.answerFailure(w, r, f, process)
 }
 
-// answerFailure delays and then answers an injected failure; false means "answer normally".
-func (s *Server) answerFailure(w http.ResponseWriter, r *http.Request, f Failure) bool {
+// answerFailure applies an injected failure; false means "answer normally". process serves the
+// request, for failures that strike after its effect.
+func (s *Server) answerFailure(w http.ResponseWriter, r *http.Request, f Failure, process http.HandlerFunc) bool {
+	if f.AfterEffect {
+		var fail func(http.ResponseWriter)
+		if f.Status != 0 {
+			fail = func(w http.ResponseWriter) { s.writeFailure(w, f) }
+		}
+		fakehttp.Lose(w, r, process, f.Delay, f.Reset, fail)
+		return true
+	}
 	if f.Delay > 0 && !fakehttp.Wait(r, f.Delay) {
+		return true
+	}
+	if f.Reset {
+		fakehttp.Reset(w)
 		return true
 	}
 	if f.Status == 0 {
 		return false
 	}
+	s.writeFailure(w, f)
+	return true
+}
+
+// writeFailure writes an injected status with ServiceNow's error body and rate-limit headers.
+func (s *Server) writeFailure(w http.ResponseWriter, f Failure) {
 	if f.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
 		if f.Status == http.StatusTooManyRequests {
@@ -337,7 +380,6 @@ func (s *Server) answerFailure(w http.ResponseWriter, r *http.Request, f Failure
 		}
 	}
 	WriteError(w, f.Status, msg, "injected by servicenowtest")
-	return true
 }
 
 func (s *Server) authenticate(r *http.Request) (user, scheme string, ok bool) {

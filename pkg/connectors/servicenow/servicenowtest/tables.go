@@ -77,8 +77,12 @@ func UserSchema() Schema {
 		Fields: map[string]FieldDef{
 			"user_name": {}, "first_name": {}, "last_name": {}, "name": {ReadOnly: true}, "email": {},
 			"phone": {}, "mobile_phone": {}, "employee_number": {}, "title": {},
-			"active":  {Type: Boolean, Default: "true"},
-			"manager": {Type: Reference, Ref: "sys_user"},
+			"active":     {Type: Boolean, Default: "true"},
+			"vip":        {Type: Boolean, Default: "false"},
+			"manager":    {Type: Reference, Ref: "sys_user"},
+			"company":    {Type: Reference, Ref: "core_company"},
+			"location":   {Type: Reference, Ref: "cmn_location"},
+			"department": {Type: Reference, Ref: "cmn_department"},
 		},
 		Compute: func(row map[string]string) {
 			// name is calculated from first and last name.
@@ -87,6 +91,16 @@ func UserSchema() Schema {
 			}
 		},
 	}
+}
+
+// NamedSchema is a table whose records are shown by their name: core_company, cmn_location,
+// cmn_department (what sys_user's company, location and department reference).
+func NamedSchema(fields ...string) Schema {
+	s := Schema{DisplayField: "name", Fields: map[string]FieldDef{"name": {}}}
+	for _, f := range fields {
+		s.Fields[f] = FieldDef{}
+	}
+	return s
 }
 
 // IncidentSchema is incident.
@@ -130,6 +144,18 @@ func IncidentSchema() Schema {
 			}
 		},
 	}
+}
+
+// JournalTable holds every journal entry as a row, as sys_journal_field does on an instance:
+// name (the table), element (the journal field), element_id (the record's sys_id), value.
+const JournalTable = "sys_journal_field"
+
+// JournalSchema is sys_journal_field. Its rows are written by journal appends only; the Table
+// API reads them and refuses writes (an instance's ACLs do the same for integration users).
+func JournalSchema() Schema {
+	return Schema{Fields: map[string]FieldDef{
+		"name": {ReadOnly: true}, "element": {ReadOnly: true}, "element_id": {ReadOnly: true}, "value": {ReadOnly: true},
+	}}
 }
 
 var systemFields = map[string]FieldDef{
@@ -223,6 +249,11 @@ func (s *Server) appendJournal(tableName string, row map[string]string, field, v
 		return
 	}
 	s.journal = append(s.journal, JournalEntry{Table: tableName, ElementID: row["sys_id"], Element: field, Value: value, CreatedBy: user, CreatedOn: s.cfg.Now().UTC()})
+	if jt, ok := s.tables[JournalTable]; ok {
+		j := s.newRow(jt, user)
+		j["name"], j["element"], j["element_id"], j["value"] = tableName, field, row["sys_id"], value
+		jt.rows = append(jt.rows, j)
+	}
 }
 
 // Record returns a copy of a record's actual values.
@@ -265,11 +296,14 @@ func copyRow(r map[string]string) map[string]string {
 
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
 
-// User is a sys_user seed.
+// User is a sys_user seed. Company, Location and Department are sys_ids (AddNamed).
 type User struct {
 	UserName, FirstName, LastName, Email string
 	Phone, MobilePhone, EmployeeNumber   string
 	Inactive                             bool
+	VIP                                  bool
+	Title                                string
+	Company, Location, Department        string
 }
 
 // AddUser seeds a user and returns its sys_id.
@@ -277,8 +311,19 @@ func (s *Server) AddUser(u User) string {
 	id, err := s.Insert("sys_user", map[string]string{
 		"user_name": u.UserName, "first_name": u.FirstName, "last_name": u.LastName, "email": u.Email,
 		"phone": u.Phone, "mobile_phone": u.MobilePhone, "employee_number": u.EmployeeNumber,
-		"active": strconv.FormatBool(!u.Inactive),
+		"active": strconv.FormatBool(!u.Inactive), "vip": strconv.FormatBool(u.VIP), "title": u.Title,
+		"company": u.Company, "location": u.Location, "department": u.Department,
 	})
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// AddNamed seeds a record of core_company, cmn_location or cmn_department and returns its
+// sys_id.
+func (s *Server) AddNamed(table, name string) string {
+	id, err := s.Insert(table, map[string]string{"name": name})
 	if err != nil {
 		panic(err)
 	}
@@ -370,6 +415,10 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request, body []byte, user
 	t, ok := s.tables[tableName]
 	if !ok {
 		WriteError(w, http.StatusBadRequest, "Invalid table "+tableName, "")
+		return
+	}
+	if tableName == JournalTable && r.Method != http.MethodGet {
+		WriteError(w, http.StatusForbidden, "Operation Failed", "ACL restricts the operation on "+JournalTable)
 		return
 	}
 	q := r.URL.Query()
