@@ -94,7 +94,8 @@ type run struct {
 	cases  []escalationCase
 	users  []*user
 
-	bg                  sync.WaitGroup
+	bg                  sync.WaitGroup  // DynamoDB's resume, the flows' fallback calls
+	flows               context.Context // ends the flows' fallback calls with the run
 	pauseOnce           sync.Once
 	pausedAt, resumedAt time.Time
 	pauseErr            error
@@ -182,6 +183,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.api = "http://" + ln.Addr().String()
 	senders, stopSenders := context.WithCancel(ctx)
 	defer stopSenders()
+	r.flows = senders
 	rl, relayURL, err := newRelay(senders, r.api, r.plan, r.calls, st.MessageBird())
 	if err != nil {
 		return nil, err
@@ -232,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stopSenders() // a sender still redelivering now has had its answer: no
+	stopSenders() // a sender still redelivering, a flow still to call again, has had its answer: no
 	waitOrTimeout(&rl.pending, 45*time.Second)
 	rep := r.report()
 	if !rep.Passed && cfg.StateFile != "" {

@@ -100,7 +100,9 @@ func (r *run) escalations(ctx context.Context) {
 }
 
 // escalate sends one escalation, and for some a duplicate: at the same time, or once the first
-// is answered (Genesys retrying, a flow running the action twice).
+// is answered (Genesys retrying, a flow running the action twice). An answer failed /
+// state_unavailable sends the flow down its documented fallback branch: wait a minute and call
+// again with the same inputs.
 func (r *run) escalate(ctx context.Context, c *escalationCase) {
 	if r.plan.roll("duplicate", c.ConversationID) < r.plan.rates.Duplicate {
 		c.Dup = "concurrent"
@@ -109,17 +111,45 @@ func (r *run) escalate(ctx context.Context, c *escalationCase) {
 		}
 	}
 	var dup sync.WaitGroup
+	var dupAnswer call
 	if c.Dup == "concurrent" {
-		dup.Go(func() { r.postEscalation(ctx, c, "duplicate (concurrent)") })
+		dup.Go(func() { dupAnswer = r.postEscalation(ctx, c, "duplicate (concurrent)") })
 	}
-	r.postEscalation(ctx, c, "first")
+	answers := []call{r.postEscalation(ctx, c, "first")}
 	if c.Dup == "after the answer" {
-		r.postEscalation(ctx, c, "duplicate (after the answer)")
+		answers = append(answers, r.postEscalation(ctx, c, "duplicate (after the answer)"))
 	}
 	dup.Wait()
+	if c.Dup == "concurrent" {
+		answers = append(answers, dupAnswer)
+	}
+	for _, a := range answers {
+		if stateUnavailable(a) {
+			r.bg.Go(func() { r.fallback(c) })
+			return
+		}
+	}
 }
 
-func (r *run) postEscalation(ctx context.Context, c *escalationCase, attempt string) {
+// fallback is the flow's branch for failed / state_unavailable: a minute later the same
+// request again, up to three times while the answer stays the same.
+func (r *run) fallback(c *escalationCase) {
+	for n := 1; n <= 3; n++ {
+		pause(r.flows, time.Minute)
+		if r.flows.Err() != nil {
+			return
+		}
+		if !stateUnavailable(r.postEscalation(r.flows, c, fmt.Sprintf("fallback %d, a minute after failed/state_unavailable", n))) {
+			return
+		}
+	}
+}
+
+func stateUnavailable(c call) bool {
+	return c.Status == http.StatusOK && c.Answer.Status == "failed" && c.Answer.Reason == "state_unavailable"
+}
+
+func (r *run) postEscalation(ctx context.Context, c *escalationCase, attempt string) call {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.api+"/escalations", bytes.NewReader(c.Payload))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-api-key", localstack.LocalAPIKey)
@@ -129,12 +159,13 @@ func (r *run) postEscalation(ctx context.Context, c *escalationCase, attempt str
 	if err != nil {
 		cl.Took, cl.Err = time.Since(began), err.Error()
 		r.calls.add(cl)
-		return
+		return cl
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	cl.Took, cl.Status, cl.Answer = time.Since(began), resp.StatusCode, answerOf(body)
 	r.calls.add(cl)
+	return cl
 }
 
 // pauseDynamoDB stalls DynamoDB Local for cfg.PauseDynamoDB, in the background.
