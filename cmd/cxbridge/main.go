@@ -2,7 +2,9 @@
 // state-table items the functions read, through the AWS SDK and the caller's AWS credentials.
 //
 //	cxbridge outage on  --target servicenow --master INC0012345 [--message "..."] [--reason "..."] [--for 4h] [--standby] [--no-verify]
-//	cxbridge outage off --target servicenow
+//	cxbridge outage off|end --target servicenow
+//	cxbridge outage confirm --target servicenow [--message "..."]
+//	cxbridge outage replace --target servicenow --master INC0012345 [--master-sys-id ...] [--message "..."] [--no-verify]
 //	cxbridge outage status
 //	cxbridge escalations queued|failed
 //	cxbridge escalations retry <escalation id>|--all
@@ -53,7 +55,9 @@ func (u usageError) Error() string { return string(u) }
 
 const usage = `usage:
   cxbridge outage on --target jira|servicenow --master <key> [--message <text>] [--reason <text>] [--for <duration>] [--standby] [--no-verify]
-  cxbridge outage off --target jira|servicenow
+  cxbridge outage off|end --target jira|servicenow
+  cxbridge outage confirm --target jira|servicenow [--message <text>]      an automatic outage stays until ended
+  cxbridge outage replace --target jira|servicenow --master <key> [--message <text>] [--no-verify]
   cxbridge outage status
   cxbridge escalations queued|failed
   cxbridge escalations retry <escalation id>|--all
@@ -81,8 +85,12 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	switch args[0] + " " + args[1] {
 	case "outage on":
 		return outageOn(ctx, args[2:], out, getenv)
-	case "outage off":
-		return outageOff(ctx, args[2:], out, getenv)
+	case "outage off", "outage end":
+		return outageEnd(ctx, args[2:], out, getenv)
+	case "outage confirm":
+		return outageConfirm(ctx, args[2:], out, getenv)
+	case "outage replace":
+		return outageReplace(ctx, args[2:], out, getenv)
 	case "outage status":
 		return outageStatus(ctx, args[2:], out, getenv)
 	case "escalations queued", "escalations failed":

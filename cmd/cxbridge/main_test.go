@@ -147,3 +147,64 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// The on-call meets an outage cxbridge declared: outage status and status say it is automatic,
+// why, what it links and when it ends; confirm keeps it, replace names their own master (checked
+// in ServiceNow), end turns it off.
+func TestAutomaticOutageConfirmReplaceEnd(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	topic := escalation.Topic{Fields: []string{"wrapUpCode"}, Values: []string{"E-mail not working"}}
+	if _, won, err := w.state.Declare(ctx, escalation.Declaration{Target: "servicenow", Cause: escalation.CauseRate, Active: true, Topic: topic,
+		Why: `20 escalations to ServiceNow about wrapUpCode "E-mail not working" within 10 minute(s)`, Quiet: 30 * time.Minute, By: "create-escalation"}); err != nil || !won {
+		t.Fatalf("declare: %v %v", won, err)
+	}
+	out, err := w.run("outage", "status")
+	for _, want := range []string{"servicenow  outage mode ON (automatic), master pending", "declared automatically by create-escalation",
+		`20 escalations to ServiceNow about wrapUpCode "E-mail not working"`, `links escalations about wrapUpCode "E-mail not working"`,
+		"master pending: escalation-redrive creates it when servicenow answers", "NOT CONFIRMED: ends by itself at", "cxbridge outage confirm|replace --master <key>|end --target servicenow"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Fatalf("outage status lacks %q:\n%s %v", want, out, err)
+		}
+	}
+	out, err = w.run("status")
+	if err != nil || !strings.Contains(out, "servicenow  ON, AUTOMATIC: master pending") || !strings.Contains(out, "NOT CONFIRMED") {
+		t.Fatalf("status:\n%s %v", out, err)
+	}
+	if out, err := w.run("outage", "confirm", "--target", "jira"); err == nil || !strings.Contains(err.Error(), "no automatic outage") {
+		t.Fatalf("confirm without an outage: %s %v", out, err)
+	}
+	out, err = w.run("outage", "confirm", "--target", "servicenow", "--message", "E-mail is down; noted.")
+	if err != nil || !strings.Contains(out, "CONFIRMED") || !strings.Contains(out, "pending") {
+		t.Fatalf("confirm: %s %v", out, err)
+	}
+	f, _ := w.state.Flag(ctx, "servicenow")
+	if !f.Confirmed || f.ConfirmedBy != "oncall" || f.Message != "E-mail is down; noted." {
+		t.Fatalf("after confirm: %+v", f)
+	}
+	if out, err := w.run("outage", "replace", "--target", "servicenow", "--master", "INC0099999"); err == nil {
+		t.Fatalf("replace with a master that does not exist: %s", out)
+	}
+	out, err = w.run("outage", "replace", "--target", "servicenow", "--master", "INC0010001")
+	if err != nil || !strings.Contains(out, "now linked to INC0010001") {
+		t.Fatalf("replace: %s %v", out, err)
+	}
+	f, _ = w.state.Flag(ctx, "servicenow")
+	rec, _, _ := w.state.Record(ctx, "servicenow", f.OutageID)
+	if f.Pending || f.Master.Key != "INC0010001" || f.Master.SysID != w.master || rec.Master.Key != "INC0010001" || rec.CreatedBy != "oncall" {
+		t.Fatalf("after replace: flag %+v record %+v", f, rec)
+	}
+	if out, _ := w.run("outage", "status"); !strings.Contains(out, "confirmed by oncall") || !strings.Contains(out, "master INC0010001") {
+		t.Fatalf("status after replace:\n%s", out)
+	}
+	out, err = w.run("outage", "end", "--target", "servicenow")
+	if err != nil || !strings.Contains(out, "OFF") {
+		t.Fatalf("end: %s %v", out, err)
+	}
+	if f, _ := w.state.Flag(ctx, "servicenow"); f.Set(time.Now()) {
+		t.Fatalf("still on: %+v", f)
+	}
+	if rec, _, _ := w.state.Record(ctx, "servicenow", f.OutageID); rec.EndedBy != "oncall" {
+		t.Fatalf("record after end: %+v", rec)
+	}
+}

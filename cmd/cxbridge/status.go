@@ -28,6 +28,11 @@ type MasterStatus struct {
 	Target  string `json:"target"`
 	Master  string `json:"master"`
 	Pending int    `json:"pending"` // calls waiting for the next note
+	// An automatic outage's master: its outage, and whether the ticket is still to be created.
+	OutageID      string `json:"outageId,omitempty"`
+	MasterPending bool   `json:"masterPending"`
+	// LastError is why the last attempt to create a pending master failed.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // HealthStatus is integration-health's last run and the last result of every check.
@@ -53,16 +58,8 @@ func runStatus(ctx context.Context, args []string, out io.Writer, getenv func(st
 	if s.Outages, err = health.ReadOutages(ctx, st.db, st.table, s.At); err != nil {
 		return err
 	}
-	refs, err := st.outage.Masters(ctx)
-	if err != nil {
+	if s.Masters, err = readMasters(ctx, st); err != nil {
 		return err
-	}
-	for _, ref := range refs {
-		n, err := st.outage.PendingLinks(ctx, ref)
-		if err != nil {
-			return err
-		}
-		s.Masters = append(s.Masters, MasterStatus{Target: ref.Target, Master: ref.Master.Key, Pending: n})
 	}
 	if s.Outbox, err = st.outbox.Stats(ctx); err != nil {
 		return err
@@ -112,6 +109,10 @@ func printStatus(out io.Writer, s Status) {
 	fmt.Fprintln(out, "\nOUTAGE MODE")
 	for _, o := range s.Outages {
 		switch {
+		case o.Automatic:
+			fmt.Fprintf(out, "%-10s  ON, AUTOMATIC: master %s\n", o.Target, orPending(o))
+			printOutageDetails(out, o, s.At, "            ")
+			continue
 		case o.Active:
 			fmt.Fprintf(out, "%-10s  ON: every escalation is linked to %s (set by %s at %s)\n", o.Target, o.Master, orDash(o.SetBy), when(o.SetAt))
 		case o.Standby:
@@ -126,9 +127,7 @@ func printStatus(out io.Writer, s Status) {
 			fmt.Fprintf(out, "            ends at %s\n", o.Until.UTC().Format(time.RFC3339))
 		}
 	}
-	for _, m := range s.Masters {
-		fmt.Fprintf(out, "master %s %s: %d call(s) waiting for the next note\n", m.Target, m.Master, m.Pending)
-	}
+	printMasters(out, s.Masters)
 
 	fmt.Fprintln(out, "\nESCALATION OUTBOX")
 	q := fmt.Sprint(s.Outbox.Queued)

@@ -70,8 +70,11 @@ type OpenError struct {
 	Dependency string
 	State      State     // Open, or HalfOpen while another caller's probe is out
 	Until      time.Time // when the dependency may be tried again; zero when forced until cleared
-	Forced     bool
-	Reason     string // the operator's reason when forced
+	// Since is when the breaker opened after it was last closed: how long the dependency has
+	// been refusing calls, across the re-opens of failed probes (zero when forced).
+	Since  time.Time
+	Forced bool
+	Reason string // the operator's reason when forced
 }
 
 func (e *OpenError) Error() string {
@@ -295,17 +298,17 @@ func (b *Breaker) decide(ctx context.Context, s *Snapshot, now time.Time, elect 
 			// Opening is due but not written: the environment that reached the threshold is
 			// between its two writes, or died there. Reject, and open it if nobody has.
 			b.open(ctx, now, s.Failures)
-			return nil, b.reject(ctx, &OpenError{Dependency: b.s.Name, State: Open, Until: now.Add(b.s.OpenFor)})
+			return nil, b.reject(ctx, &OpenError{Dependency: b.s.Name, State: Open, Until: now.Add(b.s.OpenFor), Since: now})
 		}
 		return &Ticket{b: b, failures: s.Failures}, nil
 	case s.State == Open && now.Before(s.OpenUntil):
-		return nil, b.reject(ctx, &OpenError{Dependency: b.s.Name, State: Open, Until: s.OpenUntil})
+		return nil, b.reject(ctx, &OpenError{Dependency: b.s.Name, State: Open, Until: s.OpenUntil, Since: s.Down()})
 	case s.State == HalfOpen && now.Before(s.ProbeUntil):
-		return nil, b.reject(ctx, &OpenError{Dependency: b.s.Name, State: HalfOpen, Until: s.ProbeUntil})
+		return nil, b.reject(ctx, &OpenError{Dependency: b.s.Name, State: HalfOpen, Until: s.ProbeUntil, Since: s.Down()})
 	case elect:
 		return b.elect(ctx, now)
 	default:
-		return nil, b.reject(ctx, &OpenError{Dependency: b.s.Name, State: s.State, Until: now})
+		return nil, b.reject(ctx, &OpenError{Dependency: b.s.Name, State: s.State, Until: now, Since: s.Down()})
 	}
 }
 
@@ -404,7 +407,7 @@ func (b *Breaker) failure(ctx context.Context, now time.Time) {
 func (b *Breaker) open(ctx context.Context, now time.Time, failures int) {
 	until := now.Add(b.s.OpenFor)
 	_, err := b.update(ctx, now, &dynamodb.UpdateItemInput{
-		UpdateExpression:    aws.String("SET #st = :open, open_until = :until, opened_by = :me, opened_at = :now, failures = :zero, updated_at = :now REMOVE probe_until, probe_owner"),
+		UpdateExpression:    aws.String("SET #st = :open, open_until = :until, opened_by = :me, opened_at = :now, down_since = if_not_exists(down_since, :now), failures = :zero, updated_at = :now REMOVE probe_until, probe_owner"),
 		ConditionExpression: aws.String("(attribute_not_exists(#st) OR #st = :closed) AND failures >= :threshold"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":open": store.S(string(Open)), ":closed": store.S(string(Closed)), ":until": store.Millis(until), ":me": store.S(b.s.ID),
@@ -448,12 +451,12 @@ func (b *Breaker) probeDone(ctx context.Context, t *Ticket, now time.Time, callE
 	switch {
 	case callErr == nil:
 		op, msg = "close", "circuit breaker closed: the probe succeeded"
-		in.UpdateExpression = aws.String("SET #st = :closed, failures = :zero, updated_at = :now REMOVE probe_until, probe_owner, open_until")
+		in.UpdateExpression = aws.String("SET #st = :closed, failures = :zero, updated_at = :now REMOVE probe_until, probe_owner, open_until, down_since")
 		vals[":closed"], vals[":zero"] = store.S(string(Closed)), store.N(0)
 	case outage:
 		op, msg = "reopen", "circuit breaker reopened: the probe failed"
 		b.forget()
-		in.UpdateExpression = aws.String("SET #st = :open, open_until = :until, opened_by = :me, opened_at = :now, failures = :zero, updated_at = :now REMOVE probe_until, probe_owner")
+		in.UpdateExpression = aws.String("SET #st = :open, open_until = :until, opened_by = :me, opened_at = :now, down_since = if_not_exists(down_since, :now), failures = :zero, updated_at = :now REMOVE probe_until, probe_owner")
 		vals[":open"], vals[":until"], vals[":me"], vals[":zero"] = store.S(string(Open)), store.Millis(now.Add(b.s.OpenFor)), store.S(b.s.ID), store.N(0)
 	default:
 		// Neither success nor outage (a 4xx, a cancelled call): it says nothing about the

@@ -795,3 +795,44 @@ func BenchmarkHealthyPath(b *testing.B) {
 		})
 	}
 }
+
+// A dependency's down time runs from the first open after a close, across the re-opens of failed
+// probes, and every rejection says since when: how automatic outage detection tells a breaker
+// that has stayed open for minutes from one that just opened.
+func TestDownSinceSpansReopensUntilClosed(t *testing.T) {
+	local, tables := dynamotest.ForTest(t)
+	c := newClock()
+	up := newUpstream(t, http.StatusServiceUnavailable)
+	s := settings(c)
+	s.Threshold = 1
+	envs := newEnvs(2, local.Client(), tables.State, s)
+	opened := c.Now()
+	_ = envs[0].b.Do(envs[0].ctx, up.call) // opens
+	if st := state(t, envs[0].b); !st.DownSince.Equal(opened) || !st.Down().Equal(opened) {
+		t.Fatalf("after opening: %+v; want down since %s", st, opened)
+	}
+	c.Advance(s.OpenFor)
+	_ = envs[0].b.Do(envs[0].ctx, up.call) // the probe fails: open again
+	c.Advance(s.OpenFor / 2)
+	oe, ok := isOpen(envs[1].b.Do(envs[1].ctx, up.call))
+	if !ok || !oe.Since.Equal(opened) {
+		t.Fatalf("rejection after a failed probe: %+v; want Since %s, the first open", oe, opened)
+	}
+	if st := state(t, envs[0].b); !st.DownSince.Equal(opened) || !st.OpenedAt.After(opened) {
+		t.Fatalf("after the re-open: %+v; want DownSince kept and OpenedAt moved", st)
+	}
+	c.Advance(s.OpenFor)
+	up.status.Store(http.StatusOK)
+	if err := envs[1].b.Do(envs[1].ctx, up.call); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if st := state(t, envs[0].b); st.State != breaker.Closed || !st.DownSince.IsZero() {
+		t.Fatalf("after the probe closed it: %+v; want no DownSince", st)
+	}
+	up.status.Store(http.StatusServiceUnavailable)
+	reopened := c.Now()
+	_ = envs[0].b.Do(envs[0].ctx, up.call)
+	if oe, ok := isOpen(envs[0].b.Do(envs[0].ctx, up.call)); !ok || !oe.Since.Equal(reopened) {
+		t.Fatalf("a new outage: %+v; want Since %s", oe, reopened)
+	}
+}

@@ -3,6 +3,7 @@ package escalation
 import (
 	"encoding/json"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,6 +40,13 @@ type Config struct {
 	// NoteMaxLinks caps the calls listed in one master note (OUTAGE_NOTE_MAX_LINKS); the rest
 	// follow in the next minute's note.
 	NoteMaxLinks int
+	// AutoOutage is the automatic outage detection of each target that opts in
+	// (<TARGET>_OUTAGE_THRESHOLD, ..._BREAKER_SECONDS); a target without an entry never declares
+	// an outage by itself.
+	AutoOutage map[string]AutoOutage
+	// OutageQuiet ends an automatic outage that nobody confirmed once this long has passed
+	// without a matching escalation (OUTAGE_QUIET_MINUTES).
+	OutageQuiet time.Duration
 	// LinkBackPrefix prefixes the Genesys participant attributes written after delivery
 	// (LINKBACK_ATTRIBUTE_PREFIX): <prefix>TicketKey, <prefix>TicketUrl, ...
 	LinkBackPrefix string
@@ -46,6 +54,9 @@ type Config struct {
 	LinkBackTimeout time.Duration
 	// MaskExtra are extra named patterns masked before egress (MASK_EXTRA_PATTERNS).
 	MaskExtra map[string]string
+	// Repeat: which escalations join their caller's open ticket instead of raising another
+	// (REPEAT_CALLER_TRIGGERS, REPEAT_CALLER_HOURS; repeat.go).
+	Repeat RepeatCallers
 
 	Jira       JiraConfig
 	ServiceNow ServiceNowConfig
@@ -123,6 +134,7 @@ func LoadConfig(r *config.Reader) Config {
 		MaxAge:           time.Duration(r.Int("ESCALATION_MAX_AGE_MINUTES", 24*60, 5, 14*24*60)) * time.Minute,
 		OutageMessage:    r.String("OUTAGE_MESSAGE", "We are aware of a service outage affecting this request. Your call has been noted against the master incident."),
 		NoteMaxLinks:     r.Int("OUTAGE_NOTE_MAX_LINKS", 200, 1, 1000),
+		OutageQuiet:      time.Duration(r.Int("OUTAGE_QUIET_MINUTES", 30, 1, 24*60)) * time.Minute,
 		LinkBackPrefix:   r.String("LINKBACK_ATTRIBUTE_PREFIX", "escalation"),
 		LinkBackTimeout:  r.Millis("LINKBACK_TIMEOUT_MS", 1500*time.Millisecond, 100*time.Millisecond, 10*time.Second),
 
@@ -140,6 +152,17 @@ func LoadConfig(r *config.Reader) Config {
 	}
 	c.Jira = loadJira(r)
 	c.ServiceNow = loadServiceNow(r)
+	c.AutoOutage = map[string]AutoOutage{}
+	for _, t := range []struct{ target, prefix, base string }{{Jira, "JIRA", "JIRA_BASE_URL"}, {ServiceNow, "SERVICENOW", "SERVICENOW_BASE_URL"}} {
+		if a := loadAutoOutage(r, t.prefix); a.On() {
+			if !c.enabled(t.target) {
+				r.Problem(t.prefix+"_OUTAGE_THRESHOLD", "automatic outage detection for %s is set, but %s is empty", t.target, t.base)
+				continue
+			}
+			c.AutoOutage[t.target] = a
+		}
+	}
+	c.Repeat = loadRepeatCallers(r)
 	// With neither target configured the functions still start (a deployment may not use
 	// escalations, and escalation-redrive runs every minute regardless); an escalation then
 	// fails with reason "configuration", which alarms.
@@ -162,6 +185,29 @@ func LoadConfig(r *config.Reader) Config {
 		}
 	}
 	return c
+}
+
+// loadAutoOutage reads one target's automatic outage detection (<prefix>_OUTAGE_*).
+func loadAutoOutage(r *config.Reader, prefix string) AutoOutage {
+	a := AutoOutage{
+		Threshold:  r.Int(prefix+"_OUTAGE_THRESHOLD", 0, 0, 100000),
+		Window:     time.Duration(r.Int(prefix+"_OUTAGE_WINDOW_MINUTES", 10, 1, maxOutageWindowMinutes)) * time.Minute,
+		BreakerFor: r.Seconds(prefix+"_OUTAGE_BREAKER_SECONDS", 0, 0, 24*time.Hour),
+	}
+	for _, name := range r.List(prefix+"_OUTAGE_TOPIC", []string{"wrapUpCode"}) {
+		field, ok := topicField(name)
+		if !ok {
+			r.Problem(prefix+"_OUTAGE_TOPIC", "%q is not an input a topic can be made of; want %s (comma-separated for several)", name, strings.Join(TopicFields, ", "))
+			continue
+		}
+		if !slices.Contains(a.Topic, field) {
+			a.Topic = append(a.Topic, field)
+		}
+	}
+	if len(a.Topic) == 0 {
+		a.Topic = []string{"wrapUpCode"}
+	}
+	return a
 }
 
 func loadJira(r *config.Reader) JiraConfig {

@@ -27,7 +27,7 @@ func (e *env) outage(t testing.TB, n int) {
 	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: 503, Method: "POST"})
 	e.sn.Fail("/api/now/v2/table/incident", servicenowtest.Failure{Status: 503, Method: "POST"})
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, 8) // callers at once: enough to overlap, few enough for a loaded DynamoDB Local
 	for i := range n {
 		for _, target := range []string{escalation.Jira, escalation.ServiceNow} {
 			wg.Add(1)
@@ -52,7 +52,7 @@ func TestRedriveDrainsTheBacklogWhenTheTargetRecovers(t *testing.T) {
 		t.Skip("300 escalations")
 	}
 	const perTarget = 150
-	e := newEnv(t, with("ESCALATION_BUDGET_MS", "800"))
+	e := newEnv(t, with("ESCALATION_BUDGET_MS", "4000"))
 	e.outage(t, perTarget)
 	if p, _ := e.svc.Outbox.Pending(t.Context(), 1000); len(p) != 2*perTarget {
 		t.Fatalf("%d queued", len(p))
@@ -97,7 +97,7 @@ func BenchmarkRedriveDrain(b *testing.B) {
 	const perTarget = 150
 	for b.Loop() {
 		b.StopTimer()
-		e := newEnv(b, with("ESCALATION_BUDGET_MS", "800"))
+		e := newEnv(b, with("ESCALATION_BUDGET_MS", "4000"))
 		e.outage(b, perTarget)
 		e.jira.ClearFailures()
 		e.sn.ClearFailures()

@@ -15,12 +15,14 @@
 //     if it does not come in time).
 //  4. Outage mode (outage.go): while the target's catastrophe flag is on, or its breaker is
 //     open and a master ticket is configured, the call is "linked" to the master at once and
-//     the link is batched into one note per master per minute.
+//     the link is batched into one note per master per minute. A target that opts in declares
+//     an outage by itself (autooutage.go): when escalations about one topic cross a threshold,
+//     or its breaker stays open too long; it creates the master ticket (master.go).
 //  5. Delivery (jira.go, servicenow.go): at most three attempts inside the budget, through the
 //     target's breaker, honouring Retry-After. The ticket carries the escalation's id (a Jira
 //     label or field, the ServiceNow correlation_id), so a run recovering from a crash looks
 //     for it before creating. ServiceNow updates an incident of the same conversation instead
-//     of creating another.
+//     of creating another, and a repeat caller's call joins their open ticket (repeat.go).
 //  6. Outcome: "created" or "updated" (the ticket is linked back to the Genesys participant
 //     while the result is recorded), "queued" (the outbox holds it for escalation-redrive), or
 //     "failed" when a person must act (permissions, credentials, a rejected payload), with the
@@ -71,7 +73,7 @@ const (
 // Statuses of a Result.
 const (
 	StatusCreated   = "created"   // a new ticket
-	StatusUpdated   = "updated"   // a note on the conversation's existing ticket
+	StatusUpdated   = "updated"   // a note on the conversation's, or the repeat caller's, open ticket
 	StatusLinked    = "linked"    // noted against the master ticket of an outage
 	StatusQueued    = "queued"    // in the outbox; escalation-redrive will deliver it
 	StatusSkipped   = "skipped"   // below the hold-time threshold: nothing to do
@@ -93,6 +95,7 @@ const (
 	ReasonStateUnavailable  = "state_unavailable"  // the target cannot take it and the state store cannot queue it
 	ReasonMaxAge            = "max_age"            // still undelivered after ESCALATION_MAX_AGE_MINUTES
 	ReasonBelowThreshold    = "below_threshold"
+	ReasonMasterPending     = "master_pending" // linked to an automatic outage whose master ticket is not created yet
 )
 
 // Escalation is one validated escalation. Free-text fields are already masked; the struct is
@@ -156,6 +159,8 @@ type Ticket struct {
 	Key     string
 	URL     string
 	Updated bool // a note on an existing ticket rather than a new one
+	// Repeat: the note is on the caller's open ticket (a repeat caller), not the call's own.
+	Repeat bool
 	// Recovered: the ticket was created by an earlier attempt that could not record it.
 	Recovered bool
 	// Note says something the caller should know (raised as the service account, ...).

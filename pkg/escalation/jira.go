@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cxbridge/cxbridge/pkg/connectors"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
+	"github.com/cxbridge/cxbridge/pkg/observe"
 )
 
 // JiraAPI is the part of the Jira client the target uses.
@@ -24,16 +26,23 @@ type JiraAPI interface {
 // JiraTarget raises escalations as JSM customer requests.
 //
 // Every request carries the marker "cxb-<escalation id>" in JIRA_KEY_FIELD (a label by
-// default). A create whose outcome is unknown (connectors.InDoubt: a timeout or reset after the
-// request was sent, any 5xx, an unreadable 201) may have made the request, so it is never
-// repeated blind: the attempt ends with a *DeferError and the escalation is queued as
-// "verifying". JQL search is the only way to find the request again and it is eventually
-// consistent, so the next attempt searches for the marker only once SearchLag has passed since
-// the doubt began, and creates only when the search finds nothing then. A Retry-After on the
-// failed create pushes that moment further out, never earlier.
+// default; then also the label "cxbridge", which marks every request cxbridge raised). A create
+// whose outcome is unknown (connectors.InDoubt: a timeout or reset after the request was sent,
+// any 5xx, an unreadable 201) may have made the request, so it is never repeated blind: the
+// attempt ends with a *DeferError and the escalation is queued as "verifying". JQL search is
+// the only way to find the request again and it is eventually consistent, so the next attempt
+// searches for the marker only once SearchLag has passed since the doubt began, and creates
+// only when the search finds nothing then. A Retry-After on the failed create pushes that moment
+// further out, never earlier.
+//
+// A repeat caller (repeat.go) joins the customer's open request instead: same reporter, same
+// project, not done, raised by cxbridge, created within the window. The call becomes an
+// internal comment naming the escalation id; the comment list is a consistent read, so a
+// comment whose answer was lost is looked for there before anything is written again.
 type JiraTarget struct {
 	API    JiraAPI
 	Config JiraConfig
+	Repeat RepeatCallers
 	Now    func() time.Time
 }
 
@@ -42,6 +51,10 @@ func (t *JiraTarget) Name() string { return Jira }
 
 // Marker is what a request carries to be found again.
 func Marker(id string) string { return "cxb-" + id }
+
+// RequestLabel is the label every request cxbridge raises carries (with JIRA_KEY_FIELD labels),
+// how a repeat caller's open request is told from requests raised by people or other tools.
+const RequestLabel = "cxbridge"
 
 func (t *JiraTarget) now() time.Time {
 	if t.Now != nil {
@@ -81,8 +94,9 @@ func (t *JiraTarget) project(e *Escalation) (string, string) {
 	return c.DefaultProject, "default project"
 }
 
-// Deliver raises the request. since, when not zero, is the deadline of an earlier attempt that
-// may have created it: then the request is searched for first.
+// Deliver raises the request, or adds a repeat caller's call to their open request. since, when
+// not zero, is the deadline of an earlier attempt that may have written: then the request (and
+// the comment) is looked for first.
 func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time) (Ticket, error) {
 	marker := Marker(e.ID)
 	if !since.IsZero() {
@@ -93,17 +107,45 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 		if found != nil {
 			return Ticket{Key: found.Key, URL: t.browse(found.Key), Recovered: true}, nil
 		}
-		if until := since.Add(t.Config.SearchLag); t.now().Before(until) {
-			return Ticket{}, &DeferError{Until: until, Since: since, Reason: "an earlier attempt may have created the request; search may not show it yet"}
-		}
 	}
 	key, why := t.project(e)
 	p := t.Config.Projects[key]
 	slog.DebugContext(ctx, "jira project chosen", "project", key, "rule", why)
 
-	onBehalf, note, err := t.reporter(ctx, e, p.ServiceDeskID)
-	if err != nil {
-		return Ticket{}, err
+	var (
+		onBehalf, note string
+		resolved       bool
+		open           []jira.Issue
+	)
+	if t.repeats(e) {
+		var err error
+		onBehalf, note, err = t.reporter(ctx, e, p.ServiceDeskID)
+		if err != nil {
+			return Ticket{}, err
+		}
+		resolved = true
+		if open, err = t.openRequests(ctx, key, onBehalf); err != nil {
+			return Ticket{}, err
+		}
+		if len(open) > 0 && !since.IsZero() {
+			if tk, ok, err := t.joined(ctx, e, open); err != nil || ok {
+				return tk, err
+			}
+		}
+	}
+	if !since.IsZero() {
+		if until := since.Add(t.Config.SearchLag); t.now().Before(until) {
+			return Ticket{}, &DeferError{Until: until, Since: since, Reason: "an earlier attempt may have created the request; search may not show it yet"}
+		}
+	}
+	if len(open) > 0 {
+		return t.join(ctx, e, open[0])
+	}
+	if !resolved {
+		var err error
+		if onBehalf, note, err = t.reporter(ctx, e, p.ServiceDeskID); err != nil {
+			return Ticket{}, err
+		}
 	}
 	cr, err := t.API.CreateRequest(ctx, t.request(e, p, marker, onBehalf, note))
 	if err != nil && onBehalf != "" && customerRefused(err) {
@@ -138,6 +180,124 @@ func (t *JiraTarget) Deliver(ctx context.Context, e *Escalation, since time.Time
 	return tk, nil
 }
 
+// repeats reports whether the escalation may join its customer's open request: its trigger
+// joins repeat callers and the customer can be known (an account id, or an e-mail address to
+// find it by).
+func (t *JiraTarget) repeats(e *Escalation) bool {
+	return t.Repeat.Applies(e.Trigger) && (e.CustomerAccountID != "" || e.CustomerEmail != "")
+}
+
+// openRequestsLimit bounds the open requests of one customer looked at (a note in doubt is
+// looked for on each of them).
+const openRequestsLimit = 5
+
+// openRequests returns the customer's open requests in project that cxbridge raised within the
+// repeat window, newest first. accountID "" (the customer could not be found) returns none:
+// without a customer nothing is joined. A search Jira refuses (a 4xx: the key field cannot be
+// searched, say) is logged and counted, and a new request is raised; a failing Jira is an error.
+//
+// JQL search lags behind creation by seconds: a request raised a moment ago may be missing,
+// which yields a second request for the caller, never a wrong join.
+func (t *JiraTarget) openRequests(ctx context.Context, project, accountID string) ([]jira.Issue, error) {
+	if accountID == "" {
+		return nil, nil
+	}
+	raised := "labels = " + jira.Quote(RequestLabel)
+	if t.Config.KeyField != "labels" {
+		raised = t.keyFieldJQL() + " is not EMPTY"
+	}
+	// A relative date ("-24h") does not depend on the integration user's time zone, as an
+	// absolute one would.
+	jql := fmt.Sprintf("project = %s AND reporter = %s AND %s AND statusCategory != Done AND created >= -%dh ORDER BY created DESC",
+		jira.Quote(project), jira.Quote(accountID), raised, int(t.Repeat.Window/time.Hour))
+	fields := []string{"labels", "status", "reporter", "created"}
+	if t.Config.KeyField != "labels" {
+		fields = append(fields, t.Config.KeyField)
+	}
+	res, err := t.API.SearchIssues(ctx, jira.Search{JQL: jql, Fields: fields, MaxResults: openRequestsLimit})
+	if err != nil {
+		if connectors.IsOutage(err) {
+			return nil, err
+		}
+		observe.MetricsFrom(ctx).Count("RepeatCallerLookupFailed", 1, observe.D("Target", Jira))
+		slog.WarnContext(ctx, "jira refused the search for the caller's open requests; raising a new request", "error", err)
+		return nil, nil
+	}
+	var open []jira.Issue
+	for _, is := range res.Issues {
+		// What the search asked for, checked again on what it returned: a request of another
+		// customer, or one cxbridge did not raise, is never joined.
+		_, category := is.Status()
+		if is.AccountID("reporter") == accountID && category != "done" && t.raisedByCxbridge(is) {
+			open = append(open, is)
+		}
+	}
+	return open, nil
+}
+
+// keyFieldJQL names JIRA_KEY_FIELD in JQL (cf[10051]).
+func (t *JiraTarget) keyFieldJQL() string {
+	return "cf[" + strings.TrimPrefix(t.Config.KeyField, "customfield_") + "]"
+}
+
+// raisedByCxbridge reports whether a request carries cxbridge's marker.
+func (t *JiraTarget) raisedByCxbridge(is jira.Issue) bool {
+	if t.Config.KeyField == "labels" {
+		return slices.Contains(is.Labels(), RequestLabel)
+	}
+	return strings.HasPrefix(is.String(t.Config.KeyField), Marker(""))
+}
+
+// joined looks for the escalation's comment on the customer's open requests: an earlier attempt
+// may have added it and lost the answer. A request carrying the escalation's own marker was
+// created by an earlier attempt.
+func (t *JiraTarget) joined(ctx context.Context, e *Escalation, open []jira.Issue) (Ticket, bool, error) {
+	for _, is := range open {
+		if t.carries(is, Marker(e.ID)) {
+			return Ticket{Key: is.Key, URL: t.browse(is.Key), Recovered: true}, true, nil
+		}
+		cs, err := t.API.ListComments(ctx, is.Key, jira.InternalComments)
+		if err != nil {
+			return Ticket{}, false, err
+		}
+		for i := len(cs) - 1; i >= 0; i-- { // the newest are the likeliest
+			if strings.Contains(cs[i].Body, repeatMarker(e.ID)) {
+				return Ticket{Key: is.Key, URL: t.browse(is.Key), Updated: true, Repeat: true, Recovered: true}, true, nil
+			}
+		}
+	}
+	return Ticket{}, false, nil
+}
+
+// carries reports whether a request carries marker in the key field.
+func (t *JiraTarget) carries(is jira.Issue, marker string) bool {
+	if t.Config.KeyField == "labels" {
+		return slices.Contains(is.Labels(), marker)
+	}
+	return is.String(t.Config.KeyField) == marker
+}
+
+// repeatMarker is what a repeat caller's comment is found by: its escalation id, as the note
+// names it.
+func repeatMarker(id string) string { return "escalation id " + id }
+
+// join adds the call to the customer's open request as an internal comment: call details
+// (agent, queue, transcript summary, recording link) are for agents, and a public comment would
+// also be mailed to the customer.
+func (t *JiraTarget) join(ctx context.Context, e *Escalation, is jira.Issue) (Ticket, error) {
+	if t.carries(is, Marker(e.ID)) {
+		return Ticket{Key: is.Key, URL: t.browse(is.Key), Recovered: true}, nil
+	}
+	if _, err := t.API.AddComment(ctx, is.Key, e.repeatNote(), false); err != nil {
+		if connectors.InDoubt(err) {
+			// The comment list is a consistent read: the next attempt looks there first.
+			return Ticket{}, &DoubtError{Since: t.now(), Err: err}
+		}
+		return Ticket{}, err
+	}
+	return Ticket{Key: is.Key, URL: t.browse(is.Key), Updated: true, Repeat: true}, nil
+}
+
 // request builds the create-request body; without onBehalf, the description says why (note).
 func (t *JiraTarget) request(e *Escalation, p JiraProject, marker, onBehalf, note string) jira.NewRequest {
 	details := e.details()
@@ -156,6 +316,9 @@ func (t *JiraTarget) request(e *Escalation, p JiraProject, marker, onBehalf, not
 	}
 	if t.Config.KeyField == "labels" {
 		labels, _ := fields["labels"].([]any)
+		if !slices.Contains(labels, any(RequestLabel)) {
+			labels = append(labels, RequestLabel)
+		}
 		fields["labels"] = append(labels, marker)
 	} else {
 		fields[t.Config.KeyField] = marker
@@ -227,7 +390,7 @@ func (t *JiraTarget) find(ctx context.Context, marker string) (*jira.Issue, erro
 	if t.Config.KeyField == "labels" {
 		jql = "labels = " + jira.Quote(marker)
 	} else {
-		jql = "cf[" + strings.TrimPrefix(t.Config.KeyField, "customfield_") + "] ~ " + jira.Quote(marker)
+		jql = t.keyFieldJQL() + " ~ " + jira.Quote(marker)
 	}
 	res, err := t.API.SearchIssues(ctx, jira.Search{JQL: jql + " ORDER BY created ASC", Fields: []string{t.Config.KeyField}, MaxResults: 10})
 	if err != nil {
@@ -279,13 +442,29 @@ func (t *JiraTarget) MasterURL(m Master) string { return t.browse(m.Key) }
 // NoteLimit is the longest note: Jira comments hold 32,767 characters.
 func (t *JiraTarget) NoteLimit() int { return 30000 }
 
-// Find looks for a request carrying the escalation's marker, as search shows it now (it lags
-// behind creation by seconds). create-escalation asks before creating when the idempotency store
-// cannot tell whether the escalation was delivered before.
+// Find looks for what an earlier delivery of the escalation left, as search shows it now (it
+// lags behind creation by seconds): a request carrying its marker, or, for a repeat caller, its
+// comment on the customer's open request. create-escalation asks before delivering when the
+// idempotency store cannot tell whether the escalation was delivered before.
 func (t *JiraTarget) Find(ctx context.Context, e *Escalation) (Ticket, bool, error) {
 	found, err := t.find(ctx, Marker(e.ID))
-	if err != nil || found == nil {
+	if err != nil {
 		return Ticket{}, false, err
 	}
-	return Ticket{Key: found.Key, URL: t.browse(found.Key), Recovered: true}, true, nil
+	if found != nil {
+		return Ticket{Key: found.Key, URL: t.browse(found.Key), Recovered: true}, true, nil
+	}
+	if !t.repeats(e) {
+		return Ticket{}, false, nil
+	}
+	key, _ := t.project(e)
+	accountID, _, err := t.reporter(ctx, e, t.Config.Projects[key].ServiceDeskID)
+	if err != nil {
+		return Ticket{}, false, err
+	}
+	open, err := t.openRequests(ctx, key, accountID)
+	if err != nil || len(open) == 0 {
+		return Ticket{}, false, err
+	}
+	return t.joined(ctx, e, open)
 }

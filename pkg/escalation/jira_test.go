@@ -44,8 +44,8 @@ func TestJiraRequestUsesTheServiceDeskSchema(t *testing.T) {
 	if !strings.Contains(desc, conv) || !strings.Contains(desc, "2026-11-22T09:15:00Z") || strings.Contains(desc, "+02:00") {
 		t.Fatalf("description must carry the conversation and the time in UTC: %q", desc)
 	}
-	if labels := fields["labels"].([]any); len(labels) != 1 || labels[0] != escalation.Marker(c.res.EscalationID) {
-		t.Fatalf("labels %v: the request must carry its escalation id", labels)
+	if labels := fields["labels"].([]any); len(labels) != 2 || labels[0] != escalation.RequestLabel || labels[1] != escalation.Marker(c.res.EscalationID) {
+		t.Fatalf("labels %v: the request must carry cxbridge's label and its escalation id", labels)
 	}
 	// raiseOnBehalfOf is an accountId: the customer was created from the e-mail address
 	cust, ok := e.jira.CustomerByEmail("jane@example.com")
@@ -192,8 +192,8 @@ func TestJiraFieldMappingWithCustomFields(t *testing.T) {
 		t.Fatalf("fields %v", f)
 	}
 	labels := f["labels"].([]any)
-	// the empty {{product}} is left out; the escalation id is added
-	if len(labels) != 3 || labels[0] != "genesys" || labels[1] != "hold_time" || labels[2] != escalation.Marker(c.res.EscalationID) {
+	// the empty {{product}} is left out; cxbridge's label and the escalation id are added
+	if len(labels) != 4 || labels[0] != "genesys" || labels[1] != "hold_time" || labels[2] != escalation.RequestLabel || labels[3] != escalation.Marker(c.res.EscalationID) {
 		t.Fatalf("labels %v", labels)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,8 +43,8 @@ const (
 // Flag is a target's outage state.
 type Flag struct {
 	Target string
-	// Active is catastrophe mode: every call is linked to Master. When false, Master is a
-	// standby, used only while the target's breaker is open.
+	// Active is catastrophe mode: every call is linked to Master (or, with a Topic, every call
+	// about it). When false, Master is a standby, used only while the target's breaker is open.
 	Active  bool
 	Master  Master
 	Message string // what the IVR may play; empty uses OUTAGE_MESSAGE
@@ -52,11 +53,65 @@ type Flag struct {
 	SetAt   time.Time
 	// Until ends the flag automatically (zero: until turned off).
 	Until time.Time
+
+	// Auto: cxbridge declared this outage itself (autooutage.go), and the fields below say how.
+	Auto bool
+	// OutageID names the outage's record (OUTAGE#<target>#<id>), which holds its master ticket
+	// as it is created or replaced; links are kept under the outage, not under a ticket key, so
+	// they reach whichever master it has when they are noted.
+	OutageID string
+	Cause    string // CauseRate or CauseBreaker
+	// Topic, when set, limits the outage to escalations about it (a rate outage): others are
+	// delivered as usual.
+	Topic Topic
+	Why   string // how it was declared, in words for the on-call
+	// Began is when the outage began (the start of the window that crossed the threshold, or
+	// when the breaker opened): queued escalations since then become links.
+	Began time.Time
+	// Pending: the master ticket is not created yet (the target could not take it);
+	// escalations are linked at once all the same, and escalation-redrive creates it.
+	Pending bool
+	// Confirmed: the on-call confirmed the outage (or named its master): it no longer ends by
+	// itself.
+	Confirmed   bool
+	ConfirmedBy string
+	// LastMatch is the last escalation linked to it; an outage nobody confirmed ends at
+	// IdleUntil (LastMatch plus OUTAGE_QUIET_MINUTES) unless another one comes.
+	LastMatch time.Time
+	IdleUntil time.Time
 }
 
-// Set reports whether the flag exists (has a master) at now.
+// Set reports whether the flag is in force at now: it has a master (or an automatic outage's
+// pending one), has not reached Until, and, when automatic and unconfirmed, has not been quiet
+// past IdleUntil.
 func (f Flag) Set(now time.Time) bool {
-	return f.Master.Key != "" && (f.Until.IsZero() || now.Before(f.Until))
+	switch {
+	case f.Master.Key == "" && f.OutageID == "":
+		return false
+	case !f.Until.IsZero() && !now.Before(f.Until):
+		return false
+	case f.Auto && !f.Confirmed && !f.IdleUntil.IsZero() && !now.Before(f.IdleUntil):
+		return false
+	}
+	return true
+}
+
+// Links reports whether an escalation is linked at once, without trying the target: the flag
+// is active and, for an outage about a topic, the escalation is about it.
+func (f Flag) Links(e *Escalation, now time.Time) bool {
+	return f.Set(now) && f.Active && f.Topic.Matches(e)
+}
+
+// outageLinkPrefix starts the link key of an automatic outage: "outage:<id>", which no ticket
+// key can be.
+const outageLinkPrefix = "outage:"
+
+// linkKey is what the flag's links are kept under (MASTER#<target>#<key>).
+func (f Flag) linkKey() string {
+	if f.OutageID != "" {
+		return outageLinkPrefix + f.OutageID
+	}
+	return f.Master.Key
 }
 
 // Outage reads and writes outage flags and links.
@@ -71,6 +126,7 @@ type Outage struct {
 	mu         sync.Mutex
 	cache      map[string]cachedFlag
 	registered map[string]time.Time
+	touched    map[string]time.Time // automatic outages whose quiet period this environment moved on
 }
 
 type cachedFlag struct {
@@ -112,8 +168,21 @@ func (o *Outage) Flag(ctx context.Context, target string) (Flag, error) {
 	return f, nil
 }
 
-// ReadFlag reads the flag from the table; exists is false when there is none.
+// ReadFlag reads the flag from the table; exists is false when there is none. A flag that is no
+// longer in force (Set) reads as the zero Flag.
 func (o *Outage) ReadFlag(ctx context.Context, target string, consistent bool) (f Flag, exists bool, err error) {
+	f, exists, err = o.readFlag(ctx, target, consistent)
+	if err != nil || !exists {
+		return f, exists, err
+	}
+	if !f.Set(o.now()) {
+		return Flag{Target: target}, true, nil
+	}
+	return f, true, nil
+}
+
+// readFlag reads the stored flag as it is, in force or not.
+func (o *Outage) readFlag(ctx context.Context, target string, consistent bool) (Flag, bool, error) {
 	out, err := o.DB.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(o.Table), Key: key(flagPKPrefix+target, flagSK), ConsistentRead: aws.Bool(consistent),
 	})
@@ -123,17 +192,56 @@ func (o *Outage) ReadFlag(ctx context.Context, target string, consistent bool) (
 	if out.Item == nil {
 		return Flag{Target: target}, false, nil
 	}
-	it := out.Item
-	f = Flag{
+	return decodeFlag(target, out.Item), true, nil
+}
+
+func decodeFlag(target string, it map[string]types.AttributeValue) Flag {
+	f := Flag{
 		Target: target, Active: store.Bool(it, "active"),
 		Master:  Master{Key: store.String(it, "master_key"), SysID: store.String(it, "master_sys_id")},
 		Message: store.String(it, "message"), Reason: store.String(it, "reason"), SetBy: store.String(it, "set_by"),
 		SetAt: store.Time(it, "set_at"), Until: store.Time(it, "until"),
+		Auto: store.Bool(it, "auto_declared"), OutageID: store.String(it, "outage_id"), Cause: store.String(it, "cause"),
+		Why: store.String(it, "why"), Pending: store.Bool(it, "master_pending"), Confirmed: store.Bool(it, "is_confirmed"),
+		ConfirmedBy: store.String(it, "confirmed_by"), LastMatch: store.Time(it, "last_match_at"), IdleUntil: store.Time(it, "idle_until"),
+		Began: store.Time(it, "began_at"),
 	}
-	if !f.Set(o.now()) {
-		return Flag{Target: target}, true, nil
+	if raw := store.String(it, "topic"); raw != "" {
+		_ = json.Unmarshal([]byte(raw), &f.Topic)
 	}
-	return f, true, nil
+	return f
+}
+
+// flagItem is the stored form of a flag.
+func flagItem(f Flag) map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		store.PK: store.S(flagPKPrefix + f.Target), store.SK: store.S(flagSK),
+		"active": store.B(f.Active), "set_at": store.N(f.SetAt.UnixMilli()),
+	}
+	for k, v := range map[string]string{"master_key": f.Master.Key, "master_sys_id": f.Master.SysID, "message": f.Message,
+		"reason": f.Reason, "set_by": f.SetBy, "outage_id": f.OutageID, "cause": f.Cause, "why": f.Why, "confirmed_by": f.ConfirmedBy} {
+		if v != "" {
+			item[k] = store.S(v)
+		}
+	}
+	for k, v := range map[string]time.Time{"until": f.Until, "last_match_at": f.LastMatch, "idle_until": f.IdleUntil, "began_at": f.Began} {
+		if !v.IsZero() {
+			item[k] = store.N(v.UnixMilli())
+		}
+	}
+	for k, v := range map[string]bool{"auto_declared": f.Auto, "master_pending": f.Pending, "is_confirmed": f.Confirmed} {
+		if v {
+			item[k] = store.B(true)
+		}
+	}
+	if !f.Topic.IsZero() {
+		b, _ := json.Marshal(f.Topic)
+		item["topic"] = store.S(string(b))
+	}
+	if !f.Until.IsZero() {
+		item[store.ExpiresAt] = store.N(f.Until.Add(24 * time.Hour).Unix())
+	}
+	return item
 }
 
 // SetFlag writes a target's flag (the operator CLI).
@@ -141,26 +249,13 @@ func (o *Outage) SetFlag(ctx context.Context, f Flag) error {
 	if f.Target != Jira && f.Target != ServiceNow {
 		return fmt.Errorf("target %q: want jira or servicenow", f.Target)
 	}
-	if strings.TrimSpace(f.Master.Key) == "" {
+	if strings.TrimSpace(f.Master.Key) == "" && f.OutageID == "" {
 		return errors.New("a master ticket is required")
 	}
 	if f.SetAt.IsZero() {
 		f.SetAt = o.now()
 	}
-	item := map[string]types.AttributeValue{
-		store.PK: store.S(flagPKPrefix + f.Target), store.SK: store.S(flagSK),
-		"active": store.B(f.Active), "master_key": store.S(f.Master.Key), "set_at": store.N(f.SetAt.UnixMilli()),
-	}
-	for k, v := range map[string]string{"master_sys_id": f.Master.SysID, "message": f.Message, "reason": f.Reason, "set_by": f.SetBy} {
-		if v != "" {
-			item[k] = store.S(v)
-		}
-	}
-	if !f.Until.IsZero() {
-		item["until"] = store.N(f.Until.UnixMilli())
-		item[store.ExpiresAt] = store.N(f.Until.Add(24 * time.Hour).Unix())
-	}
-	if _, err := o.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: item}); err != nil {
+	if _, err := o.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: flagItem(f)}); err != nil {
 		return fmt.Errorf("write outage flag: %w", err)
 	}
 	o.forget(f.Target)
@@ -185,11 +280,18 @@ func (o *Outage) forget(target string) {
 	o.mu.Unlock()
 }
 
-// Link records that an escalation was linked to a master ticket.
-func (o *Outage) Link(ctx context.Context, target string, m Master, e *Escalation) error {
+// Link records that an escalation was linked to a flag's master ticket (or to its automatic
+// outage, whose master may still be pending).
+func (o *Outage) Link(ctx context.Context, f Flag, e *Escalation) error {
+	return o.link(ctx, f, e, o.now())
+}
+
+// link writes the link as of at: the same escalation linked as of the same moment is one item,
+// so a queued escalation that two overlapping runs convert is listed once.
+func (o *Outage) link(ctx context.Context, f Flag, e *Escalation, at time.Time) error {
 	now := o.now()
 	item := map[string]types.AttributeValue{
-		store.PK: store.S(masterPKPrefix + target + "#" + m.Key), store.SK: store.S(dueKey(now, e.ID)),
+		store.PK: store.S(masterPKPrefix + f.Target + "#" + f.linkKey()), store.SK: store.S(dueKey(at, e.ID)),
 		"id": store.S(e.ID), "conversation_id": store.S(e.ConversationID), "trigger": store.S(string(e.Trigger)),
 		"occurred_at": store.N(e.OccurredAt.UnixMilli()), store.ExpiresAt: store.N(now.Add(14 * 24 * time.Hour).Unix()),
 	}
@@ -199,24 +301,25 @@ func (o *Outage) Link(ctx context.Context, target string, m Master, e *Escalatio
 	if _, err := o.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(o.Table), Item: item}); err != nil {
 		return fmt.Errorf("record outage link: %w", err)
 	}
-	return o.register(ctx, target, m, now)
+	return o.register(ctx, MasterRef{Target: f.Target, Master: f.Master, OutageID: f.OutageID}, now)
 }
 
 // register makes sure the redrive knows the master has links: at most once a minute per
 // environment and master.
-func (o *Outage) register(ctx context.Context, target string, m Master, now time.Time) error {
-	k := target + "#" + m.Key
+func (o *Outage) register(ctx context.Context, ref MasterRef, now time.Time) error {
+	k := ref.Target + "#" + ref.linkKey()
 	o.mu.Lock()
 	last, ok := o.registered[k]
 	o.mu.Unlock()
 	if ok && now.Sub(last) < time.Minute {
 		return nil
 	}
-	expr := "SET registered_at = :now, master_key = :key, target = :target"
-	vals := map[string]types.AttributeValue{":now": store.N(now.UnixMilli()), ":key": store.S(m.Key), ":target": store.S(target)}
-	if m.SysID != "" {
+	expr, vals := refAttrs(ref)
+	expr = "SET registered_at = :now, " + expr
+	vals[":now"] = store.N(now.UnixMilli())
+	if ref.OutageID == "" && ref.Master.SysID != "" {
 		expr += ", master_sys_id = if_not_exists(master_sys_id, :sys)"
-		vals[":sys"] = store.S(m.SysID)
+		vals[":sys"] = store.S(ref.Master.SysID)
 	}
 	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(o.Table), Key: key(mastersPK, k),
@@ -234,11 +337,34 @@ func (o *Outage) register(ctx context.Context, target string, m Master, now time
 	return nil
 }
 
+// refAttrs is what names a master's registry item: its target and either the master's key or
+// the automatic outage whose record holds the master.
+func refAttrs(ref MasterRef) (string, map[string]types.AttributeValue) {
+	vals := map[string]types.AttributeValue{":target": store.S(ref.Target)}
+	if ref.OutageID != "" {
+		vals[":oid"] = store.S(ref.OutageID)
+		return "target = :target, outage_id = :oid", vals
+	}
+	vals[":key"] = store.S(ref.Master.Key)
+	return "target = :target, master_key = :key", vals
+}
+
 // MasterRef is a master ticket with links, as registered.
 type MasterRef struct {
-	Target       string
+	Target string
+	// Master is the ticket. For an automatic outage (OutageID) it is not registered: its
+	// outage record holds it (OutageMaster), and it may still be pending.
 	Master       Master
+	OutageID     string
 	RegisteredAt time.Time
+}
+
+// linkKey is what the links are kept under (see Flag.linkKey).
+func (r MasterRef) linkKey() string {
+	if r.OutageID != "" {
+		return outageLinkPrefix + r.OutageID
+	}
+	return r.Master.Key
 }
 
 // Masters lists the registered master tickets.
@@ -254,10 +380,11 @@ func (o *Outage) Masters(ctx context.Context) ([]MasterRef, error) {
 	}
 	var refs []MasterRef
 	for _, it := range out.Items {
-		refs = append(refs, MasterRef{
-			Target: store.String(it, "target"), Master: Master{Key: store.String(it, "master_key"), SysID: store.String(it, "master_sys_id")},
-			RegisteredAt: store.Time(it, "registered_at"),
-		})
+		ref := MasterRef{Target: store.String(it, "target"), OutageID: store.String(it, "outage_id"), RegisteredAt: store.Time(it, "registered_at")}
+		if ref.OutageID == "" {
+			ref.Master = Master{Key: store.String(it, "master_key"), SysID: store.String(it, "master_sys_id")}
+		}
+		refs = append(refs, ref)
 	}
 	return refs, nil
 }
@@ -267,7 +394,7 @@ func (o *Outage) PendingLinks(ctx context.Context, ref MasterRef) (int, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(o.Table),
 		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(masterPKPrefix + ref.Target + "#" + ref.Master.Key)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": store.S(masterPKPrefix + ref.Target + "#" + ref.linkKey())},
 		Select:                    types.SelectCount,
 	}
 	n := 0
@@ -299,6 +426,8 @@ type FlushResult struct {
 	// Verified: the note of an earlier minute, whose answer was lost, was found on the master
 	// ticket; its links were removed instead of being noted again.
 	Verified bool
+	// MasterPending: the links wait for an automatic outage's master, not created yet.
+	MasterPending bool
 }
 
 // noteTimeout bounds one note call. It is also how long the note stays "in flight": a later
@@ -316,9 +445,12 @@ func NoteMarker(token string) string { return "(cxbridge note " + token + ")" }
 // minute. A note whose outcome is unknown stays recorded on the master (its token, its links
 // and when its call ends); the next minute first looks for it on the ticket, so it is never
 // written twice.
+//
+// An automatic outage's links wait for its master: while it is pending, Flush first tries to
+// create it (EnsureMaster), and notes nothing until it exists.
 func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, maxLinks int) (FlushResult, error) {
 	now := o.now()
-	pk := masterPKPrefix + ref.Target + "#" + ref.Master.Key
+	pk := masterPKPrefix + ref.Target + "#" + ref.linkKey()
 	links, more, err := o.pending(ctx, pk, maxLinks)
 	if err != nil {
 		return FlushResult{}, err
@@ -326,11 +458,21 @@ func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, ma
 	if len(links) == 0 {
 		return FlushResult{}, o.retire(ctx, ref, now)
 	}
+	master := ref.Master
+	if ref.OutageID != "" {
+		rec, err := o.EnsureMaster(ctx, t, g, ref.Target, ref.OutageID)
+		if err != nil {
+			return FlushResult{Pending: true}, err
+		}
+		if rec.Master.Key == "" {
+			return FlushResult{Pending: true, Skipped: true, MasterPending: true}, nil
+		}
+		master = rec.Master
+	}
 	won, prev, err := o.takeMinute(ctx, ref, now)
 	if err != nil || !won {
 		return FlushResult{Skipped: !won, Pending: true}, err
 	}
-	master := ref.Master
 	if prev.token != "" {
 		if now.Before(prev.until) {
 			return FlushResult{Skipped: true, Pending: true}, nil // its call may still be under way
@@ -365,11 +507,7 @@ func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, ma
 		if err != nil {
 			return FlushResult{Pending: true}, fmt.Errorf("find master incident %s: %w", master.Key, err)
 		}
-		_, err = o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(o.Table), Key: key(mastersPK, ref.Target+"#"+ref.Master.Key),
-			UpdateExpression: aws.String("SET master_sys_id = :sys"), ExpressionAttributeValues: map[string]types.AttributeValue{":sys": store.S(master.SysID)},
-		})
-		return FlushResult{Pending: true}, err
+		return FlushResult{Pending: true}, o.saveSysID(ctx, ref, master.SysID)
 	}
 	token := newNoteToken()
 	marker := "\n" + NoteMarker(token)
@@ -410,6 +548,20 @@ func (o *Outage) Flush(ctx context.Context, t Target, g Guard, ref MasterRef, ma
 	return FlushResult{Linked: listed, Note: true, Pending: more || listed < len(links)}, nil
 }
 
+// saveSysID keeps the master incident's sys_id where the next minute reads it: the registry
+// item, or an automatic outage's record.
+func (o *Outage) saveSysID(ctx context.Context, ref MasterRef, sysID string) error {
+	k := key(mastersPK, ref.Target+"#"+ref.linkKey())
+	if ref.OutageID != "" {
+		k = key(outagePKPrefix+ref.Target+"#"+ref.OutageID, outageSK)
+	}
+	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(o.Table), Key: k, UpdateExpression: aws.String("SET master_sys_id = :sys"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":sys": store.S(sysID)},
+	})
+	return err
+}
+
 // noteRecord is a master's note in flight: written before the call, cleared after it.
 type noteRecord struct {
 	token string
@@ -427,7 +579,7 @@ func newNoteToken() string {
 func (o *Outage) beginNote(ctx context.Context, ref MasterRef, now time.Time, token string, until time.Time, links []string) error {
 	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(o.Table),
-		Key:                 key(mastersPK, ref.Target+"#"+ref.Master.Key),
+		Key:                 key(mastersPK, ref.Target+"#"+ref.linkKey()),
 		UpdateExpression:    aws.String("SET note_token = :t, note_until = :u, note_links = :l"),
 		ConditionExpression: aws.String("note_minute = :m"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -444,7 +596,7 @@ func (o *Outage) beginNote(ctx context.Context, ref MasterRef, now time.Time, to
 func (o *Outage) endNote(ctx context.Context, ref MasterRef, token string) error {
 	_, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(o.Table),
-		Key:                       key(mastersPK, ref.Target+"#"+ref.Master.Key),
+		Key:                       key(mastersPK, ref.Target+"#"+ref.linkKey()),
 		UpdateExpression:          aws.String("REMOVE note_token, note_until, note_links"),
 		ConditionExpression:       aws.String("note_token = :t"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": store.S(token)},
@@ -485,15 +637,15 @@ func (o *Outage) pending(ctx context.Context, pk string, limit int) ([]link, boo
 // is the note an earlier minute left in flight, if any.
 func (o *Outage) takeMinute(ctx context.Context, ref MasterRef, now time.Time) (bool, noteRecord, error) {
 	minute := now.Unix() / 60
+	expr, vals := refAttrs(ref)
+	vals[":m"], vals[":now"] = store.N(minute), store.N(now.UnixMilli())
 	out, err := o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(o.Table),
-		Key:                 key(mastersPK, ref.Target+"#"+ref.Master.Key),
-		UpdateExpression:    aws.String("SET note_minute = :m, note_at = :now, master_key = :key, target = :target"),
-		ConditionExpression: aws.String("attribute_not_exists(note_minute) OR note_minute < :m"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":m": store.N(minute), ":now": store.N(now.UnixMilli()), ":key": store.S(ref.Master.Key), ":target": store.S(ref.Target),
-		},
-		ReturnValues: types.ReturnValueAllOld,
+		TableName:                 aws.String(o.Table),
+		Key:                       key(mastersPK, ref.Target+"#"+ref.linkKey()),
+		UpdateExpression:          aws.String("SET note_minute = :m, note_at = :now, " + expr),
+		ConditionExpression:       aws.String("attribute_not_exists(note_minute) OR note_minute < :m"),
+		ExpressionAttributeValues: vals,
+		ReturnValues:              types.ReturnValueAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
@@ -513,12 +665,12 @@ func (o *Outage) takeMinute(ctx context.Context, ref MasterRef, now time.Time) (
 // has linked to for five minutes (environments re-register at most once a minute).
 func (o *Outage) retire(ctx context.Context, ref MasterRef, now time.Time) error {
 	f, _, err := o.ReadFlag(ctx, ref.Target, true)
-	if err != nil || f.Master.Key == ref.Master.Key {
+	if err != nil || f.linkKey() == ref.linkKey() {
 		return err
 	}
 	_, err = o.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(o.Table),
-		Key:                       key(mastersPK, ref.Target+"#"+ref.Master.Key),
+		Key:                       key(mastersPK, ref.Target+"#"+ref.linkKey()),
 		ConditionExpression:       aws.String("registered_at < :cut"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":cut": store.N(now.Add(-5 * time.Minute).UnixMilli())},
 	})

@@ -47,6 +47,13 @@ type RedriveSummary struct {
 	Notes       int `json:"notes"`
 	NotesFailed int `json:"notesFailed"`
 	Linked      int `json:"linked"`
+	// Converted: queued escalations linked to an automatic outage's master instead of
+	// delivered as tickets of their own.
+	Converted int `json:"converted"`
+	// MastersPending: automatic outages whose master ticket is still waiting for its target.
+	MastersPending int `json:"mastersPending"`
+	// OutagesEnded: automatic outages this run ended after their quiet period.
+	OutagesEnded int `json:"outagesEnded"`
 }
 
 // Backoff is the wait before attempt n+1 of a queued escalation (n >= 1): it grows from a
@@ -116,12 +123,14 @@ func (s *Service) Redrive(ctx context.Context) RedriveSummary {
 	}
 	wg.Wait()
 	s.flushMasters(ctx, &sum)
+	s.endQuietOutages(ctx, &sum)
 	s.recordOutbox(ctx)
 	m.Count("RedriveDelivered", float64(sum.Delivered))
 	m.Count("RedriveRescheduled", float64(sum.Rescheduled))
 	m.Count("OutboxDue", float64(sum.Due))
 	slog.InfoContext(ctx, "escalation redrive run", "due", sum.Due, "delivered", sum.Delivered, "rescheduled", sum.Rescheduled,
-		"failed", sum.Failed, "held", sum.Held, "notes", sum.Notes, "notes_failed", sum.NotesFailed, "linked", sum.Linked)
+		"failed", sum.Failed, "held", sum.Held, "notes", sum.Notes, "notes_failed", sum.NotesFailed, "linked", sum.Linked,
+		"converted", sum.Converted, "masters_pending", sum.MastersPending, "outages_ended", sum.OutagesEnded)
 	return sum
 }
 
@@ -140,6 +149,9 @@ type drain struct {
 	target string
 	mu     *sync.Mutex // guards sum, shared by the targets' drains
 	sum    *RedriveSummary
+	// open is the breaker's refusal of the last attempt, if it was refused: how long the target
+	// has been down.
+	open *breaker.OpenError
 }
 
 func (d *drain) add(f func(*RedriveSummary)) {
@@ -169,9 +181,18 @@ func (d *drain) run(ctx context.Context, items []Item) {
 	if len(ready) == 0 {
 		return
 	}
-	if f, err := s.Outage.Flag(ctx, d.target); err == nil && f.Active {
-		// A declared outage: queued escalations wait for it to end rather than add load.
-		d.add(func(sum *RedriveSummary) { sum.Held += len(ready) })
+	f, ferr := s.Outage.Flag(ctx, d.target)
+	if ferr == nil && f.Set(now) {
+		// An automatic outage takes the queued escalations it is about: links, not tickets.
+		ready = d.convert(ctx, f, ready)
+		if f.Active && f.Topic.IsZero() {
+			// An outage declared for every call: queued escalations wait for it to end
+			// rather than add load.
+			d.add(func(sum *RedriveSummary) { sum.Held += len(ready) })
+			return
+		}
+	}
+	if len(ready) == 0 {
 		return
 	}
 	// The probe: the item whose backoff is due first. Then everything, oldest first.
@@ -190,7 +211,15 @@ func (d *drain) run(ctx context.Context, items []Item) {
 		v := d.attempt(ctx, ready[next])
 		next++
 		if v == failing {
-			d.add(func(sum *RedriveSummary) { sum.Held += len(ready) - next })
+			rest := ready[next:]
+			if d.open != nil && ferr == nil && !f.Set(now) {
+				// The target has been down long enough to declare an outage: what waits for it
+				// becomes links.
+				if nf, ok := s.detectDown(ctx, d.target, d.open, "escalation-redrive"); ok {
+					rest = d.convert(ctx, nf, rest)
+				}
+			}
+			d.add(func(sum *RedriveSummary) { sum.Held += len(rest) })
 			return
 		}
 		if v == answered {
@@ -298,6 +327,9 @@ func (d *drain) attempt(ctx context.Context, it Item) verdict {
 		d.delivered(ctx, it, tk)
 		return answered
 	case errors.As(err, &open):
+		d.mu.Lock()
+		d.open = open
+		d.mu.Unlock()
 		it.Attempts-- // not attempted
 		it.Due = open.Until
 		if it.Due.Before(now) {
@@ -434,6 +466,95 @@ func (s *Service) failItem(ctx context.Context, it Item, why string) bool {
 	return true
 }
 
+// convert links the queued escalations an automatic outage is about to its master instead of
+// delivering them (convertible), and returns the others.
+func (d *drain) convert(ctx context.Context, f Flag, items []Item) []Item {
+	if !f.Auto {
+		return items
+	}
+	var rest []Item
+	for _, it := range items {
+		if !convertible(it, f) {
+			rest = append(rest, it)
+			continue
+		}
+		d.linkQueued(ctx, f, it)
+	}
+	return rest
+}
+
+// linkQueued turns one queued escalation into a link, under its lease: the link (written as of
+// when the escalation was accepted, so a repeat writes the same item), the answer a repeat of
+// the request replays, then the item goes.
+func (d *drain) linkQueued(ctx context.Context, f Flag, it Item) {
+	s := d.s
+	e := &it.Escalation
+	ctx = observe.WithFields(ctx, slog.String("escalation_id", e.ID), slog.String("correlation_id", e.ConversationID))
+	ok, orphaned, err := s.Outbox.Lease(ctx, it, redriveLease)
+	if err != nil || !ok {
+		d.add(func(sum *RedriveSummary) { sum.Held++ })
+		return
+	}
+	if !orphaned.IsZero() {
+		// An attempt died holding it: it may have made the ticket, and a link besides a
+		// ticket would be a double. It is verified through delivery instead.
+		it.Since = later(it.Since, orphaned)
+		d.reschedule(ctx, it, nil, false)
+		d.add(func(sum *RedriveSummary) { sum.Held++ })
+		return
+	}
+	if tk, done := s.answeredElsewhere(ctx, e); done {
+		if err := s.Outbox.Delivered(ctx, it); err != nil {
+			slog.WarnContext(ctx, "already delivered escalation not removed from the outbox", "error", err)
+		}
+		d.add(func(sum *RedriveSummary) { sum.Delivered++ })
+		slog.InfoContext(ctx, "queued escalation was already delivered by a later request; not linked", "ticket_key", tk)
+		return
+	}
+	if err := s.Outage.link(ctx, f, e, it.CreatedAt); err != nil {
+		slog.WarnContext(ctx, "queued escalation not linked to the outage yet", "error", err)
+		d.reschedule(ctx, it, nil, false)
+		d.add(func(sum *RedriveSummary) { sum.Held++ })
+		return
+	}
+	res := s.linkedResult(e, f)
+	wctx := store.SendDuringRest(ctx) // the link exists: the rest records it
+	data, _ := json.Marshal(res)
+	if err := s.Idem.Record(wctx, IdempotencyPrefix+"#"+e.ID, "", data); err != nil {
+		slog.WarnContext(ctx, "idempotency record not updated with the link", "error", err)
+	}
+	if err := s.Outbox.Delivered(wctx, it); err != nil {
+		slog.ErrorContext(ctx, "linked escalation not removed from the outbox; the next run links it again (the same link)", "error", err)
+	}
+	if res.TicketKey != "" {
+		s.linkBack(ctx, e, res)
+	}
+	observe.MetricsFrom(ctx).Count("OutageLinked", 1, observe.D("Target", e.Target))
+	observe.MetricsFrom(ctx).Count("EscalationOutcome", 1, observe.D("Status", res.Status), observe.D("Target", e.Target))
+	slog.InfoContext(ctx, "queued escalation linked to the automatic outage's master instead of raising its own ticket",
+		"outage_id", f.OutageID, "master", res.TicketKey, "reason", res.Reason, "queued_for_ms", s.now().Sub(it.CreatedAt).Milliseconds())
+	d.add(func(sum *RedriveSummary) { sum.Converted++ })
+}
+
+// endQuietOutages ends the automatic outages nobody confirmed that had no linked escalation
+// for the quiet period.
+func (s *Service) endQuietOutages(ctx context.Context, sum *RedriveSummary) {
+	for _, target := range []string{Jira, ServiceNow} {
+		f, ended, err := s.Outage.EndIdle(ctx, target)
+		if err != nil {
+			slog.WarnContext(ctx, "automatic outage's quiet period not checked", "target", target, "error", err)
+			continue
+		}
+		if !ended {
+			continue
+		}
+		sum.OutagesEnded++
+		observe.MetricsFrom(ctx).Count("OutageEnded", 1, observe.D("Target", target))
+		slog.WarnContext(ctx, "automatic outage ended: no escalation linked to it for the quiet period", "target", target,
+			"outage_id", f.OutageID, "last_linked", f.LastMatch.UTC(), "quiet_minutes", int(s.Config.OutageQuiet/time.Minute))
+	}
+}
+
 // flushMasters writes each master ticket's batched note (at most one per master per minute).
 func (s *Service) flushMasters(ctx context.Context, sum *RedriveSummary) {
 	refs, err := s.Outage.Masters(ctx)
@@ -451,6 +572,9 @@ func (s *Service) flushMasters(ctx context.Context, sum *RedriveSummary) {
 			continue
 		}
 		res, err := s.Outage.Flush(ctx, t, s.guard(ref.Target), ref, s.Config.NoteMaxLinks)
+		if res.MasterPending {
+			sum.MastersPending++
+		}
 		if res.Note {
 			sum.Notes++
 			sum.Linked += res.Linked

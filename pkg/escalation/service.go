@@ -297,7 +297,8 @@ func (s *Service) deliverBy(ctx context.Context) time.Time {
 }
 
 // finder is a target that can look for an escalation's ticket without creating one (Jira: its
-// marker search). ServiceNow needs none: every delivery reads before it creates.
+// marker search). ServiceNow needs none: every delivery reads before it creates, and given a
+// since it reads the journal before it appends a note.
 type finder interface {
 	Find(ctx context.Context, e *Escalation) (Ticket, bool, error)
 }
@@ -324,12 +325,25 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 			return s.result(e, StatusQueued, ReasonUnavailable, 0, "The escalation is queued and will be delivered when the target is available.")
 		}
 	}
+	if _, ok := target.(finder); unprotected && !ok {
+		// An earlier delivery may have added the work note: the consistent journal read
+		// before the note is what still tells.
+		since = later(since, s.now())
+	}
 	flag, err := s.Outage.Flag(ctx, e.Target)
+	flagRead := err == nil
 	if err != nil {
 		slog.WarnContext(ctx, "outage flag unreadable; delivering normally", "error", err)
 	}
-	if flag.Active && flag.Master.Key != "" {
+	if flag.Links(e, s.now()) {
 		return s.link(ctx, e, flag)
+	}
+	if flagRead && !flag.Set(s.now()) {
+		// No outage in force: this escalation may be the one that crosses its topic's
+		// threshold (a target that opted in to automatic outages).
+		if f, ok := s.detectRate(ctx, e); ok {
+			return s.link(ctx, e, f)
+		}
 	}
 
 	var tk Ticket
@@ -372,8 +386,14 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 	var deferred *DeferError
 	switch {
 	case errors.As(err, &open):
-		if flag.Master.Key != "" {
+		if flag.Set(s.now()) && !flag.Active {
 			return s.link(ctx, e, flag) // a standby master takes over while the breaker is open
+		}
+		if flagRead && !flag.Set(s.now()) {
+			// The breaker may have refused calls long enough to declare an outage.
+			if f, ok := s.detectDown(ctx, e.Target, open, "create-escalation"); ok {
+				return s.link(ctx, e, f)
+			}
 		}
 		due := open.Until
 		if due.IsZero() || due.Before(s.now()) {
@@ -445,6 +465,10 @@ func (s *Service) delivered(ctx context.Context, e *Escalation, tk Ticket, attem
 	}
 	observe.MetricsFrom(ctx).Count("TicketWithoutConversationId", missing, observe.D("Target", e.Target))
 	switch {
+	case tk.Updated && tk.Repeat:
+		res.Status = StatusUpdated
+		res.Message = fmt.Sprintf("Added this call to %s, the caller's open ticket.", tk.Key)
+		observe.MetricsFrom(ctx).Count("RepeatCallerJoined", 1, observe.D("Target", e.Target))
 	case tk.Updated:
 		res.Status = StatusUpdated
 		res.Message = fmt.Sprintf("Added a note to %s, the ticket already open for this call.", tk.Key)
@@ -462,18 +486,13 @@ func (s *Service) delivered(ctx context.Context, e *Escalation, tk Ticket, attem
 
 // link answers at once with the master ticket and records the link for the batched note.
 func (s *Service) link(ctx context.Context, e *Escalation, f Flag) Result {
-	if err := s.Outage.Link(ctx, e.Target, f.Master, e); err != nil {
+	if err := s.Outage.Link(ctx, f, e); err != nil {
 		slog.ErrorContext(ctx, "outage link could not be recorded; queuing the escalation instead", "error", err)
 		return s.queue(ctx, e, Item{Due: s.now().Add(time.Minute), Reason: ReasonBreakerOpen}, 0, err)
 	}
+	s.Outage.Touch(ctx, f, s.Config.OutageQuiet)
 	observe.MetricsFrom(ctx).Count("OutageLinked", 1, observe.D("Target", e.Target))
-	msg := f.Message
-	if msg == "" {
-		msg = s.Config.OutageMessage
-	}
-	res := s.result(e, StatusLinked, "", 0, msg)
-	res.TicketKey, res.TicketURL, res.CatastropheMode = f.Master.Key, s.Targets[e.Target].MasterURL(f.Master), true
-	return res
+	return s.linkedResult(e, f)
 }
 
 // queue stores the escalation for escalation-redrive: it holds when (Due, NotBefore), why

@@ -53,7 +53,7 @@ func TestServiceNowIncidentFromWrapUp(t *testing.T) {
 	}
 	// the lookup that ran first was built with the query builder
 	gets := e.snCalls(http.MethodGet)
-	if len(gets) != 1 || gets[0].Query.Get("sysparm_query") != "correlation_idSTARTSWITHcxb."+conv+".^ORDERBYsys_created_on" {
+	if len(gets) != 1 || gets[0].Query.Get("sysparm_query") != "correlation_idSTARTSWITHcxb."+conv+".^ORDERBYDESCsys_created_on" {
 		t.Fatalf("lookup %+v", gets)
 	}
 	if !strings.Contains(c.res.TicketURL, "nav_to.do?uri=incident.do?sys_id=") {

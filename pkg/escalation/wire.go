@@ -61,11 +61,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return breaker.New(d.DB, cfg.StateTable, bs)
 	}
 	if cfg.Jira.BaseURL != "" {
-		s.Targets[Jira] = &JiraTarget{API: jira.New(cfg.Jira.BaseURL, d.Secrets, cfg.Jira.SecretID, d.Limits.Client(jira.System, hc)), Config: cfg.Jira, Now: d.Now}
+		s.Targets[Jira] = &JiraTarget{API: jira.New(cfg.Jira.BaseURL, d.Secrets, cfg.Jira.SecretID, d.Limits.Client(jira.System, hc)), Config: cfg.Jira, Repeat: cfg.Repeat, Now: d.Now}
 		s.Guards[Jira] = guard(Jira)
 	}
 	if cfg.ServiceNow.BaseURL != "" {
-		s.Targets[ServiceNow] = &ServiceNowTarget{API: servicenow.New(cfg.ServiceNow.BaseURL, d.Secrets, cfg.ServiceNow.SecretID, d.Limits.Client(servicenow.System, hc)), Config: cfg.ServiceNow, Now: d.Now}
+		s.Targets[ServiceNow] = &ServiceNowTarget{API: servicenow.New(cfg.ServiceNow.BaseURL, d.Secrets, cfg.ServiceNow.SecretID, d.Limits.Client(servicenow.System, hc)), Config: cfg.ServiceNow, Repeat: cfg.Repeat, Now: d.Now}
 		s.Guards[ServiceNow] = guard(ServiceNow)
 	}
 	if cfg.GenesysAPIBaseURL != "" && cfg.GenesysSecretID != "" {

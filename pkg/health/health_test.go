@@ -16,6 +16,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow/servicenowtest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/telemetry/telemetrytest"
 	"github.com/cxbridge/cxbridge/pkg/dynamotest"
+	"github.com/cxbridge/cxbridge/pkg/escalation"
 	"github.com/cxbridge/cxbridge/pkg/health"
 	"github.com/cxbridge/cxbridge/pkg/observe"
 	"github.com/cxbridge/cxbridge/pkg/secrets"
@@ -299,5 +300,43 @@ func TestGaugesSeeOpenBreakersAndOutages(t *testing.T) {
 	_ = m.Flush(&buf, time.Now())
 	if !strings.Contains(buf.String(), `"BreakerOpen":1,"Dependency":"servicenow"`) || !strings.Contains(buf.String(), `"OutageModeActive":0`) {
 		t.Fatalf("%s", buf.String())
+	}
+}
+
+// An outage cxbridge declared itself raises OutageAutomatic (its alarm pages the on-call) until
+// the on-call confirms it; outage mode is on all along.
+func TestGaugesSeeAnAutomaticOutageUntilConfirmed(t *testing.T) {
+	local, tables := dynamotest.ForTest(t)
+	ctx := context.Background()
+	o := &escalation.Outage{DB: local.Client(), Table: tables.State, CacheFor: -1}
+	topic := escalation.Topic{Fields: []string{"wrapUpCode"}, Values: []string{"E-mail not working"}}
+	if _, won, err := o.Declare(ctx, escalation.Declaration{Target: "servicenow", Cause: escalation.CauseRate, Active: true, Topic: topic,
+		Why: "20 escalations about it", Quiet: 30 * time.Minute, By: "create-escalation"}); err != nil || !won {
+		t.Fatalf("declare: %v %v", won, err)
+	}
+	gauges := func() (string, []health.Outage) {
+		m := observe.NewMetrics("cxbridge")
+		_, outages, err := health.Gauges(observe.WithMetrics(ctx, m), local.Client(), tables.State, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		_ = m.Flush(&buf, time.Now())
+		return buf.String(), outages
+	}
+	out, outages := gauges()
+	if !strings.Contains(out, `"OutageAutomatic":1,"OutageModeActive":1,"Target":"servicenow"`) || !strings.Contains(out, `"OutageAutomatic":0,"OutageModeActive":0,"Target":"jira"`) {
+		t.Fatalf("%s", out)
+	}
+	sn := outages[1]
+	if !sn.Automatic || !sn.MasterPending || sn.Topic != `wrapUpCode "E-mail not working"` || sn.Why != "20 escalations about it" || sn.EndsAt.IsZero() {
+		t.Fatalf("%+v", sn)
+	}
+	if _, err := o.Confirm(ctx, "servicenow", "oncall", ""); err != nil {
+		t.Fatal(err)
+	}
+	out, outages = gauges()
+	if !strings.Contains(out, `"OutageAutomatic":0,"OutageModeActive":1,"Target":"servicenow"`) || !outages[1].Confirmed || !outages[1].EndsAt.IsZero() {
+		t.Fatalf("after confirm: %s %+v", out, outages[1])
 	}
 }

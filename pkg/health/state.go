@@ -54,7 +54,7 @@ func ReadBreakers(ctx context.Context, db breaker.DB, table string, now time.Tim
 // Outage is one target's outage flag.
 type Outage struct {
 	Target  string    `json:"target"`
-	Active  bool      `json:"active"`            // every call is linked to the master
+	Active  bool      `json:"active"`            // every call (about Topic) is linked to the master
 	Standby bool      `json:"standby"`           // the master is used only while the breaker is open
 	Master  string    `json:"master,omitempty"`  // the master ticket
 	SetBy   string    `json:"setBy,omitempty"`   // who declared it
@@ -62,6 +62,21 @@ type Outage struct {
 	Until   time.Time `json:"until,omitzero"`    // when it ends by itself
 	Reason  string    `json:"reason,omitempty"`  // why
 	Message string    `json:"message,omitempty"` // what callers hear, when not OUTAGE_MESSAGE
+
+	// Automatic: cxbridge declared it (rate of calls about Topic, or the breaker open too long).
+	Automatic bool   `json:"automatic"`
+	OutageID  string `json:"outageId,omitempty"`
+	Cause     string `json:"cause,omitempty"` // rate or breaker
+	Why       string `json:"why,omitempty"`   // how it was declared
+	Topic     string `json:"topic,omitempty"` // what a rate outage is about
+	// MasterPending: the master ticket waits for its target (escalation-redrive creates it).
+	MasterPending bool `json:"masterPending"`
+	// Confirmed by the on-call (confirm or replace): it no longer ends by itself.
+	Confirmed   bool   `json:"confirmed"`
+	ConfirmedBy string `json:"confirmedBy,omitempty"`
+	// LastLinked is the last call linked to it; unconfirmed, it ends at EndsAt.
+	LastLinked time.Time `json:"lastLinked,omitzero"`
+	EndsAt     time.Time `json:"endsAt,omitzero"`
 }
 
 // ReadOutages reads the outage flag of every target.
@@ -74,14 +89,29 @@ func ReadOutages(ctx context.Context, db *dynamodb.Client, table string, now tim
 			return nil, err
 		}
 		on := f.Set(now)
-		out = append(out, Outage{Target: t, Active: on && f.Active, Standby: on && !f.Active,
-			Master: f.Master.Key, SetBy: f.SetBy, SetAt: f.SetAt, Until: f.Until, Reason: f.Reason, Message: f.Message})
+		if !on {
+			out = append(out, Outage{Target: t})
+			continue
+		}
+		oc := Outage{Target: t, Active: f.Active, Standby: !f.Active,
+			Master: f.Master.Key, SetBy: f.SetBy, SetAt: f.SetAt, Until: f.Until, Reason: f.Reason, Message: f.Message,
+			Automatic: f.Auto, OutageID: f.OutageID, Cause: f.Cause, Why: f.Why, MasterPending: f.Pending,
+			Confirmed: f.Confirmed, ConfirmedBy: f.ConfirmedBy, LastLinked: f.LastMatch}
+		if !f.Topic.IsZero() {
+			oc.Topic = f.Topic.String()
+		}
+		if f.Auto && !f.Confirmed {
+			oc.EndsAt = f.IdleUntil
+		}
+		out = append(out, oc)
 	}
 	return out, nil
 }
 
 // Gauges reads the breakers and outage flags and records them as metrics, every minute:
-// BreakerOpen{Dependency} and OutageModeActive{Target}, 1 or 0.
+// BreakerOpen{Dependency}, OutageModeActive{Target} (an outage declared by the on-call or by
+// cxbridge) and OutageAutomatic{Target} (one cxbridge declared that the on-call has not
+// confirmed yet: its alarm pages them), 1 or 0.
 func Gauges(ctx context.Context, db *dynamodb.Client, table string, now time.Time) ([]BreakerState, []Outage, error) {
 	m := observe.MetricsFrom(ctx)
 	breakers, err := ReadBreakers(ctx, db, table, now)
@@ -96,7 +126,8 @@ func Gauges(ctx context.Context, db *dynamodb.Client, table string, now time.Tim
 		return breakers, nil, err
 	}
 	for _, o := range outages {
-		m.Count("OutageModeActive", boolValue(o.Active), observe.D("Target", o.Target))
+		m.Count("OutageModeActive", boolValue(o.Active || o.Automatic), observe.D("Target", o.Target))
+		m.Count("OutageAutomatic", boolValue(o.Automatic && !o.Confirmed), observe.D("Target", o.Target))
 	}
 	return breakers, outages, nil
 }

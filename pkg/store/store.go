@@ -14,6 +14,10 @@
 //	OUTBOX#FAILED                  <failed>#<key>     escalations a person must look at
 //	MASTERS                        <target>#<master>  master tickets with outage links; note lease
 //	MASTER#<target>#<master>       <linked>#<key>     calls linked to a master, not yet noted
+//	                                                  (<master> is outage:<id> for an automatic outage)
+//	OUTAGE#<target>#<outage id>    MASTER             an automatic outage: why, and its master ticket
+//	                                                  (created, or pending while the target is down)
+//	OUTAGECOUNT#<target>#<topic>   <minute>           escalations about a topic per minute (detection)
 //	REPLAY#<scheme>#<id>           REPLAY             webhook and signature replay guards
 //	HEALTH                         RUN                integration-health's last run and its lease
 //	HEALTH                         CHECK#<s>#<c>#<t>  the last result of one health check

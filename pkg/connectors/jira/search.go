@@ -52,6 +52,15 @@ func (i Issue) Labels() []string {
 	return l
 }
 
+// AccountID returns the accountId of a user field (reporter, assignee; "" when absent).
+func (i Issue) AccountID(field string) string {
+	var u struct {
+		AccountID string `json:"accountId"`
+	}
+	_ = json.Unmarshal(i.Fields[field], &u)
+	return u.AccountID
+}
+
 // Status returns the status name and its category key (new, indeterminate, done).
 func (i Issue) Status() (name, category string) {
 	var s struct {

@@ -382,25 +382,54 @@ func (c *Client) AppendJournal(ctx context.Context, table Table, id SysID, field
 // again. The integration user needs read access to sys_journal_field: without it the instance
 // shows no rows, and an append in doubt would be repeated.
 func (c *Client) JournalHas(ctx context.Context, table Table, id SysID, field Field, marker Token) (bool, error) {
+	_, found, err := c.JournalFind(ctx, table, field, marker, id)
+	return found, err
+}
+
+// JournalFind is JournalHas over several records in one read: the record among ids whose
+// journal field has an entry containing marker, if any (the first found when several do). It
+// verifies an append whose answer was lost when the record it went to may have been one of a
+// few (a repeat caller's open incidents).
+func (c *Client) JournalFind(ctx context.Context, table Table, field Field, marker Token, ids ...SysID) (SysID, bool, error) {
+	op := "query " + string(TableJournal)
 	if field != FieldWorkNotes && field != FieldComments {
-		return false, rejected("query "+string(TableJournal), invalid(string(field), "not a journal field"))
+		return SysID{}, false, rejected(op, invalid(string(field), "not a journal field"))
+	}
+	if len(ids) == 0 {
+		return SysID{}, false, rejected(op, invalid(string(FieldJournalRecord), "no record"))
 	}
 	tableName, err := ParseKey(string(table))
 	if err != nil {
-		return false, rejected("query "+string(TableJournal), err)
+		return SysID{}, false, rejected(op, err)
+	}
+	record := Eq(FieldJournalRecord, ids[0])
+	if len(ids) > 1 {
+		vs := make([]Value, len(ids))
+		for i, id := range ids {
+			vs[i] = id
+		}
+		record = In(FieldJournalRecord, vs...)
 	}
 	q := NewQuery().
-		Where(Eq(FieldJournalRecord, id)).
+		Where(record).
 		Where(Eq(FieldJournalTable, tableName)).
 		Where(Eq(FieldJournalElement, MustKey(string(field)))).
 		Where(Like(FieldJournalValue, marker))
-	var rows []struct {
-		SysID string `json:"sys_id"`
+	var rows []Record
+	if err := c.Query(ctx, TableJournal, q, QueryOptions{Fields: []Field{FieldSysID, FieldJournalRecord}, Limit: 1}, &rows); err != nil {
+		return SysID{}, false, err
 	}
-	if err := c.Query(ctx, TableJournal, q, QueryOptions{Fields: []Field{FieldSysID}, Limit: 1}, &rows); err != nil {
-		return false, err
+	if len(rows) == 0 {
+		return SysID{}, false, nil
 	}
-	return len(rows) > 0, nil
+	// Only a record that was asked about counts: an instance that dropped a condition it could
+	// not parse would answer with entries of other records.
+	for _, id := range ids {
+		if rows[0][string(FieldJournalRecord)].Value == id.String() {
+			return id, true, nil
+		}
+	}
+	return SysID{}, false, nil
 }
 
 // AppendWorkNote appends an internal work note to an incident (the outage mode's batched note

@@ -782,3 +782,30 @@ func TestJournalHasVerifiesAWorkNoteWhoseAnswerWasLost(t *testing.T) {
 		t.Errorf("write to sys_journal_field: %v", err)
 	}
 }
+
+// TestJournalFindLooksAcrossRecords: a note whose answer was lost may be on any of a few
+// incidents (a repeat caller's); one read of sys_journal_field says which, if any.
+func TestJournalFindLooksAcrossRecords(t *testing.T) {
+	w := basicWorld(t, servicenowtest.Config{})
+	a := servicenow.MustSysID(w.sn.AddIncident(servicenowtest.Incident{ShortDescription: "VPN"}))
+	b := servicenow.MustSysID(w.sn.AddIncident(servicenowtest.Incident{ShortDescription: "VPN again", WorkNotes: "Another call (escalation id 9700ed825613aae4be5e33d8)"}))
+	c := servicenow.MustSysID(w.sn.AddIncident(servicenowtest.Incident{ShortDescription: "Printer", WorkNotes: "escalation id 1111ed825613aae4be5e33d8"}))
+	marker := servicenow.MustKey("9700ed825613aae4be5e33d8")
+	id, found, err := w.client.JournalFind(ctx(t), servicenow.TableIncident, servicenow.FieldWorkNotes, marker, a, b)
+	if err != nil || !found || id != b {
+		t.Fatalf("JournalFind = %s, %v, %v; want %s", id, found, err, b)
+	}
+	if _, found, err := w.client.JournalFind(ctx(t), servicenow.TableIncident, servicenow.FieldWorkNotes, marker, a, c); err != nil || found {
+		t.Fatalf("the note is on neither: %v, %v", found, err)
+	}
+	if _, found, _ := w.client.JournalFind(ctx(t), servicenow.TableIncident, servicenow.FieldComments, marker, a, b); found {
+		t.Fatal("another journal field")
+	}
+	q := w.sn.Received("/api/now/v2/table/sys_journal_field")[0].Query.Get("sysparm_query")
+	if q != "element_idIN"+a.String()+","+b.String()+"^name=incident^element=work_notes^valueLIKE9700ed825613aae4be5e33d8" {
+		t.Errorf("query %q", q)
+	}
+	if _, _, err := w.client.JournalFind(ctx(t), servicenow.TableIncident, servicenow.FieldWorkNotes, marker); connectors.KindOf(err) != connectors.KindRejected {
+		t.Errorf("no record: %v", err)
+	}
+}

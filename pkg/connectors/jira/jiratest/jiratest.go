@@ -15,9 +15,10 @@
 //     GET servicedesk/{id}.
 //   - Permissions: GET /rest/api/3/mypermissions, and project permissions that can be revoked
 //     (RevokePermission) and are then refused with 403 (permissions.go).
-//   - Platform: POST /rest/api/3/search/jql with a small JQL (labels, project, key, status, text
-//     ~, cf[N], field names, AND, ORDER BY), PUT /rest/api/3/issue/{key} labels, user search,
-//     myself; the removed /rest/api/3/search answers 410.
+//   - Platform: POST /rest/api/3/search/jql with a small JQL (labels, project, key, status,
+//     statusCategory, reporter, text ~, cf[N], field names, created/updated compared with
+//     periods such as -24h or dates, IS [NOT] EMPTY, AND, ORDER BY), PUT /rest/api/3/issue/{key}
+//     labels, user search, myself; the removed /rest/api/3/search answers 410.
 //   - Errors in the right shape per area: JSM {"errorMessage","i18nErrorMessage"}, platform
 //     {"errorMessages","errors"}.
 //   - Rate limiting (429 + Retry-After, X-RateLimit-*, an ISO X-RateLimit-Reset,

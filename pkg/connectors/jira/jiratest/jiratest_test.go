@@ -94,6 +94,16 @@ func TestJQLSubset(t *testing.T) {
 		`status = "Waiting for support" AND labels = cxb-b`: {b},
 		`statusCategory = "To Do" AND labels = cxb-a`:       {a},
 		`labels = "nothing-here"`:                           nil,
+		`created >= -1d ORDER BY created DESC`:              {b, a},
+		`created >= -1h AND labels = vip`:                   {a},
+		`created < -1h`:                                     nil,
+		`created <= "2999/12/31 23:59"`:                     {a, b},
+		`updated > 2000-01-01`:                              {a, b},
+		`cf[10051] is not EMPTY`:                            {a},
+		`"Escalation Key" IS EMPTY`:                         {b},
+		`labels is not empty AND description is null`:       {a},
+		`statusCategory != Done`:                            {a, b},
+		`reporter = "` + jiratest.APIUserAccountID + `"`:    {a, b},
 	}
 	for jql, want := range good {
 		status, keys, out := search(t, s, jql)
@@ -111,7 +121,11 @@ func TestJQLSubset(t *testing.T) {
 		`labels = a labels = b`:     "Expecting either 'OR' or 'AND'",
 		`labels in ("a"`:            "Expecting ',' or ')'",
 		`labels = "unterminated`:    "has not been completed",
-		`created >= -1d`:            "not supported by jiratest",
+		`created = -1d`:             "not supported by jiratest",
+		`created >= yesterday`:      "Date value 'yesterday' for field 'created' is invalid",
+		`labels >= a`:               "operator '>=' is not supported by the 'labels' field",
+		`labels is foo`:             "Expecting 'EMPTY' or 'NULL'",
+		`labels ! a`:                "not supported by jiratest",
 		``:                          "Unbounded JQL queries are not allowed",
 		`labels = a ORDER BY key x`: "Expecting end of query",
 	}
@@ -123,6 +137,31 @@ func TestJQLSubset(t *testing.T) {
 		}
 		if _, ok := out["errors"].(map[string]any); !ok {
 			t.Errorf("%q: platform error shape has no errors object: %v", jql, out)
+		}
+	}
+}
+
+// TestJQLRelativeDates: created and updated compare with periods from now ("-24h") and with
+// absolute dates (read in UTC, every user's time zone here); Backdate ages a request.
+func TestJQLRelativeDates(t *testing.T) {
+	s := newFake(t, jiratest.Config{})
+	old := create(t, s, map[string]any{"summary": "old"})
+	recent := create(t, s, map[string]any{"summary": "recent"})
+	if !s.Backdate(old, 30*time.Hour) || s.Backdate("SUPP-99", time.Hour) {
+		t.Fatal("Backdate")
+	}
+	yesterday := time.Now().UTC().Add(-24 * time.Hour).Format("2006/01/02 15:04")
+	for jql, want := range map[string][]string{
+		`created >= -24h`:                     {recent},
+		`created >= -2d ORDER BY created ASC`: {old, recent},
+		`created < -1d`:                       {old},
+		`created >= -1441m`:                   {recent},
+		`updated < -29h`:                      {old},
+		`created > "` + yesterday + `"`:       {recent},
+	} {
+		status, keys, out := search(t, s, jql)
+		if status != 200 || strings.Join(keys, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: %d %v (%v), want %v", jql, status, keys, out, want)
 		}
 	}
 }

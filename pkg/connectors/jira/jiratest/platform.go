@@ -240,10 +240,14 @@ func lexJQL(q string) ([]jqlToken, error) {
 		case c == '=' || c == '~':
 			toks = append(toks, jqlToken{'o', string(c), i + 1})
 			i++
-		case c == '!' && i+1 < len(rs) && (rs[i+1] == '=' || rs[i+1] == '~'):
+		case (c == '!' || c == '<' || c == '>') && i+1 < len(rs) && rs[i+1] == '=',
+			c == '!' && i+1 < len(rs) && rs[i+1] == '~':
 			toks = append(toks, jqlToken{'o', string(rs[i : i+2]), i + 1})
 			i += 2
-		case c == '<' || c == '>' || c == '!':
+		case c == '<' || c == '>':
+			toks = append(toks, jqlToken{'o', string(c), i + 1})
+			i++
+		case c == '!':
 			return nil, jqlError("The operator '%c' at character %d is not supported by jiratest.", c, i+1)
 		default:
 			j := i
@@ -327,10 +331,23 @@ func parseJQL(q string) (jqlQuery, error) {
 			}
 			cl.op = "not in"
 			i++
+		case peekWord("is"):
+			i++
+			cl.op = "is"
+			if peekWord("not") {
+				cl.op = "is not"
+				i++
+			}
 		default:
-			return out, jqlError("Expecting operator but got %s. The valid operators are '=', '!=', '~', '!~', 'IN' and 'NOT IN'.", describe(toks, i))
+			return out, jqlError("Expecting operator but got %s. The valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'.", describe(toks, i))
 		}
-		if cl.op == "in" || cl.op == "not in" {
+		switch cl.op {
+		case "is", "is not":
+			if !peekWord("empty") && !peekWord("null") {
+				return out, jqlError("Expecting 'EMPTY' or 'NULL' after %s but got %s.", strings.ToUpper(cl.op), describe(toks, i))
+			}
+			i++
+		case "in", "not in":
 			if i >= len(toks) || toks[i].kind != '(' {
 				return out, jqlError("Expecting '(' after %s but got %s.", strings.ToUpper(cl.op), describe(toks, i))
 			}
@@ -351,7 +368,7 @@ func parseJQL(q string) (jqlQuery, error) {
 				}
 				return out, jqlError("Expecting ',' or ')' but got %s.", describe(toks, i))
 			}
-		} else {
+		default:
 			v, err := value()
 			if err != nil {
 				return out, err
@@ -412,24 +429,30 @@ func (s *Server) clauseLocked(cl jqlClause) (func(*Request) bool, error) {
 	for i, v := range cl.values {
 		lower[i] = strings.ToLower(v)
 	}
-	// exact-value fields
-	exact := func(get func(*Request) []string) (func(*Request) bool, error) {
-		if cl.op == "~" || cl.op == "!~" {
-			return nil, unsupported(cl.field)
-		}
-		want := cl.op == "=" || cl.op == "in"
+	switch strings.ToLower(cl.field) {
+	case "created", "createddate", "updated", "updateddate":
+		return dateClause(cl, time.Now())
+	}
+	get, isText, err := s.fieldLocked(cl.field)
+	if err != nil {
+		return nil, err
+	}
+	switch cl.op {
+	case "is", "is not":
 		return func(r *Request) bool {
-			hit := false
-			for _, have := range get(r) {
-				if slices.Contains(lower, strings.ToLower(have)) {
-					hit = true
+			empty := true
+			for _, v := range get(r) {
+				if v != "" {
+					empty = false
 					break
 				}
 			}
-			return hit == want
+			return empty == (cl.op == "is")
 		}, nil
+	case "<", "<=", ">", ">=":
+		return nil, unsupported(cl.field)
 	}
-	text := func(get func(*Request) []string) (func(*Request) bool, error) {
+	if isText {
 		if cl.op != "~" && cl.op != "!~" {
 			return nil, unsupported(cl.field)
 		}
@@ -445,32 +468,51 @@ func (s *Server) clauseLocked(cl jqlClause) (func(*Request) bool, error) {
 			return hit == (cl.op == "~")
 		}, nil
 	}
-	switch strings.ToLower(cl.field) {
+	if cl.op == "~" || cl.op == "!~" {
+		return nil, unsupported(cl.field)
+	}
+	want := cl.op == "=" || cl.op == "in"
+	return func(r *Request) bool {
+		hit := false
+		for _, have := range get(r) {
+			if slices.Contains(lower, strings.ToLower(have)) {
+				hit = true
+				break
+			}
+		}
+		return hit == want
+	}, nil
+}
+
+// fieldLocked resolves a JQL field name to the values a request holds in it, and whether it is
+// a text field (compared with ~ and !~) rather than an exact-value one (=, !=, IN, NOT IN).
+func (s *Server) fieldLocked(name string) (get func(*Request) []string, isText bool, err error) {
+	switch strings.ToLower(name) {
 	case "labels":
-		return exact(func(r *Request) []string { return r.Labels() })
+		return func(r *Request) []string { return r.Labels() }, false, nil
 	case "project":
-		return exact(func(r *Request) []string {
+		return func(r *Request) []string {
 			names := []string{r.ProjectKey}
 			if d := s.desks[r.ServiceDeskID]; d != nil {
 				names = append(names, d.ProjectName, d.ProjectID)
 			}
 			return names
-		})
+		}, false, nil
 	case "key", "issuekey", "issue":
-		return exact(func(r *Request) []string { return []string{r.Key, r.IssueID} })
+		return func(r *Request) []string { return []string{r.Key, r.IssueID} }, false, nil
 	case "status":
-		return exact(func(r *Request) []string { return []string{r.Status.Name} })
+		return func(r *Request) []string { return []string{r.Status.Name} }, false, nil
 	case "statuscategory":
-		return exact(func(r *Request) []string {
+		return func(r *Request) []string {
 			return []string{r.Status.Category, map[string]string{"new": "To Do", "indeterminate": "In Progress", "done": "Done"}[r.Status.Category]}
-		})
+		}, false, nil
 	case "reporter":
-		return exact(func(r *Request) []string { return []string{r.Reporter} })
+		return func(r *Request) []string { return []string{r.Reporter} }, false, nil
 	case "summary", "description":
-		id := strings.ToLower(cl.field)
-		return text(func(r *Request) []string { return []string{r.Text(id)} })
+		id := strings.ToLower(name)
+		return func(r *Request) []string { return []string{r.Text(id)} }, true, nil
 	case "text":
-		return text(func(r *Request) []string {
+		return func(r *Request) []string {
 			var all []string
 			for _, f := range s.typeOfLocked(r).fields() {
 				if f.Type == FieldText {
@@ -481,21 +523,21 @@ func (s *Server) clauseLocked(cl jqlClause) (func(*Request) bool, error) {
 				all = append(all, c.Body)
 			}
 			return all
-		})
+		}, true, nil
 	}
-	def, ok := s.customFieldLocked(cl.field)
+	def, ok := s.customFieldLocked(name)
 	if !ok {
-		return nil, jqlErr(fmt.Sprintf("Field '%s' does not exist or you do not have permission to view it.", cl.field))
+		return nil, false, jqlErr(fmt.Sprintf("Field '%s' does not exist or you do not have permission to view it.", name))
 	}
 	switch def.Type {
 	case FieldText:
-		return text(func(r *Request) []string { return []string{r.Text(def.ID)} })
+		return func(r *Request) []string { return []string{r.Text(def.ID)} }, true, nil
 	case FieldLabels:
-		return exact(func(r *Request) []string { return stringsOf(r.Fields[def.ID]) })
+		return func(r *Request) []string { return stringsOf(r.Fields[def.ID]) }, false, nil
 	default:
-		return exact(func(r *Request) []string {
+		return func(r *Request) []string {
 			v, ok := r.Fields[def.ID]
-			if !ok {
+			if !ok || v == nil {
 				return nil
 			}
 			if s, ok := v.(string); ok {
@@ -503,8 +545,66 @@ func (s *Server) clauseLocked(cl jqlClause) (func(*Request) bool, error) {
 			}
 			b, _ := json.Marshal(v)
 			return []string{strings.Trim(string(b), `"`)}
-		})
+		}, false, nil
 	}
+}
+
+// relativeDateRe is a JQL relative date: "-4h", "+1d", "-30m", "-2w" (minutes, hours, days,
+// weeks from now).
+var relativeDateRe = regexp.MustCompile(`^([+-]?)(\d+)([mhdw])$`)
+
+// dateLayouts are JQL's absolute date formats. Jira reads them in the searching user's time
+// zone; every user of the fake is in UTC.
+var dateLayouts = []string{"2006/01/02 15:04", "2006-01-02 15:04", "2006/01/02", "2006-01-02"}
+
+// dateClause compiles a comparison on created or updated (=, != and ~ are not supported here).
+func dateClause(cl jqlClause, now time.Time) (func(*Request) bool, error) {
+	field := strings.TrimSuffix(strings.ToLower(cl.field), "date")
+	var at time.Time
+	switch cl.op {
+	case "<", "<=", ">", ">=":
+		v := strings.TrimSpace(cl.values[0])
+		if m := relativeDateRe.FindStringSubmatch(strings.ToLower(v)); m != nil {
+			n, _ := strconv.Atoi(m[2])
+			unit := map[string]time.Duration{"m": time.Minute, "h": time.Hour, "d": 24 * time.Hour, "w": 7 * 24 * time.Hour}[m[3]]
+			d := time.Duration(n) * unit
+			if m[1] == "-" {
+				d = -d
+			}
+			at = now.Add(d)
+			break
+		}
+		parsed := false
+		for _, l := range dateLayouts {
+			if t, err := time.ParseInLocation(l, v, time.UTC); err == nil {
+				at, parsed = t, true
+				break
+			}
+		}
+		if !parsed {
+			return nil, jqlErr(fmt.Sprintf("Date value '%s' for field '%s' is invalid. Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period format e.g. '-5d', '4w 2d'.", v, field))
+		}
+	case "is", "is not":
+		return func(*Request) bool { return cl.op == "is not" }, nil // every issue has both dates
+	default:
+		return nil, jqlError("The operator '%s' is not supported by jiratest for the '%s' field.", cl.op, cl.field)
+	}
+	return func(r *Request) bool {
+		t := r.Created
+		if field == "updated" {
+			t = r.Updated
+		}
+		c := t.Compare(at)
+		switch cl.op {
+		case "<":
+			return c < 0
+		case "<=":
+			return c <= 0
+		case ">":
+			return c > 0
+		}
+		return c >= 0
+	}, nil
 }
 
 // ---------------------------------------------------------------------------------------------

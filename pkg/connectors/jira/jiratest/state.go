@@ -318,6 +318,20 @@ func (s *Server) addAgentLocked(displayName, email string) *Account {
 	return a
 }
 
+// Backdate moves a request's creation and last update d into the past, as if it had been raised
+// then (for rules about a request's age, such as JQL "created >= -24h"). It reports whether the
+// request exists.
+func (s *Server) Backdate(keyOrID string, d time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.lookupLocked(keyOrID)
+	if r == nil {
+		return false
+	}
+	r.Created, r.Updated = r.Created.Add(-d), r.Updated.Add(-d)
+	return true
+}
+
 // ---------------------------------------------------------------------------------------------
 // inspection
 
