@@ -47,6 +47,10 @@ func runChaos(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println(rep.Summary)
+	for _, a := range rep.Accepted {
+		fmt.Println()
+		fmt.Println(a)
+	}
 	if rep.Passed {
 		return nil
 	}

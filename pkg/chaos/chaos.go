@@ -106,13 +106,14 @@ type run struct {
 	began, faultsOff, drained time.Time
 	drainedAll                bool
 	budgets                   map[string]time.Duration // route -> budget + 1 s
+	unprotected               *unprotectedLog
 }
 
 // Run runs the suite and returns its report; the error is for a suite that could not run.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.defaults()
 	r := &run{cfg: cfg, plan: newPlan(cfg.Seed, cfg.Rates), events: &journal{}, calls: &calls{}, kills: map[string]int{},
-		client: &http.Client{Timeout: 60 * time.Second}}
+		client: &http.Client{Timeout: 60 * time.Second}, unprotected: newUnprotectedLog(cfg.Logs)}
 	for i := range cfg.Escalations {
 		r.cases = append(r.cases, newEscalation(cfg.Seed, i))
 	}
@@ -153,7 +154,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	st, err := localstack.Start(ctx, localstack.Options{
-		Logs: cfg.Logs, Getenv: func(string) string { return "" }, Front: front, ScheduleEvery: cfg.RedriveEvery,
+		Logs: r.unprotected, Getenv: func(string) string { return "" }, Front: front, ScheduleEvery: cfg.RedriveEvery,
 		PrivateDynamoDB: true, // its own instance, which it pauses
 		// Every caller gets its own execution environment, as on Lambda (default account
 		// limit 1,000): the suite tests cxbridge, not a throttle.

@@ -102,7 +102,7 @@ func (r *run) escalations(ctx context.Context) {
 // escalate sends one escalation, and for some a duplicate: at the same time, or once the first
 // is answered (Genesys retrying, a flow running the action twice). An answer failed /
 // state_unavailable sends the flow down its documented fallback branch: wait a minute and call
-// again with the same inputs.
+// again with the same inputs and the attempt number.
 func (r *run) escalate(ctx context.Context, c *escalationCase) {
 	if r.plan.roll("duplicate", c.ConversationID) < r.plan.rates.Duplicate {
 		c.Dup = "concurrent"
@@ -132,14 +132,21 @@ func (r *run) escalate(ctx context.Context, c *escalationCase) {
 }
 
 // fallback is the flow's branch for failed / state_unavailable: a minute later the same
-// request again, up to three times while the answer stays the same.
+// request again, with attempt 2 (then 3 and 4), up to three times while the answer stays the
+// same, as the escalation-trigger flow outline says.
 func (r *run) fallback(c *escalationCase) {
 	for n := 1; n <= 3; n++ {
 		pause(r.flows, time.Minute)
 		if r.flows.Err() != nil {
 			return
 		}
-		if !stateUnavailable(r.postEscalation(r.flows, c, fmt.Sprintf("fallback %d, a minute after failed/state_unavailable", n))) {
+		var in map[string]any
+		if err := json.Unmarshal(c.Payload, &in); err != nil {
+			panic(err) // the suite built the payload
+		}
+		in["attempt"] = n + 1
+		payload, _ := json.Marshal(in)
+		if !stateUnavailable(r.post(r.flows, c, payload, fmt.Sprintf("fallback %d, a minute after failed/state_unavailable", n))) {
 			return
 		}
 	}
@@ -150,7 +157,11 @@ func stateUnavailable(c call) bool {
 }
 
 func (r *run) postEscalation(ctx context.Context, c *escalationCase, attempt string) call {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.api+"/escalations", bytes.NewReader(c.Payload))
+	return r.post(ctx, c, c.Payload, attempt)
+}
+
+func (r *run) post(ctx context.Context, c *escalationCase, payload []byte, attempt string) call {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.api+"/escalations", bytes.NewReader(payload))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-api-key", localstack.LocalAPIKey)
 	began := time.Now()

@@ -17,8 +17,8 @@ import (
 )
 
 // TestChecksCountWhatTheFakesHold puts a known outcome in the local stack's fakes (one
-// escalation with two tickets, one with none, one with its incident; a reply sent twice, a
-// message missing from its request) and checks that the report names exactly those, from the
+// escalation with two tickets, one with none, one with its incident, one with two tickets made
+// without duplicate protection; a reply sent twice, a message missing from its request) and checks that the report names exactly those, from the
 // fakes' state and not from any answer.
 func TestChecksCountWhatTheFakesHold(t *testing.T) {
 	st, err := localstack.Start(context.Background(), localstack.Options{Getenv: func(string) string { return "" }})
@@ -27,10 +27,10 @@ func TestChecksCountWhatTheFakesHold(t *testing.T) {
 	}
 	defer st.Close()
 	r := &run{cfg: Config{Seed: 5, Parallel: 1}, plan: newPlan(5, DefaultRates), events: &journal{}, calls: &calls{}, kills: map[string]int{}, st: st,
-		budgets: map[string]time.Duration{"/escalations": 6 * time.Second}}
+		budgets: map[string]time.Duration{"/escalations": 6 * time.Second}, unprotected: newUnprotectedLog(io.Discard)}
 	r.cfg.defaults()
-	for i := range 4 {
-		r.cases = append(r.cases, newEscalation(5, i)) // 0 jira, 1 servicenow, 2 jira, 3 servicenow
+	for i := range 5 {
+		r.cases = append(r.cases, newEscalation(5, i)) // 0 jira, 1 servicenow, 2 jira, 3 servicenow, 4 jira
 	}
 	r.began = time.Now()
 	r.faultsOff, r.drained = r.began, r.began
@@ -59,6 +59,9 @@ func TestChecksCountWhatTheFakesHold(t *testing.T) {
 	ticket(r.cases[0])
 	ticket(r.cases[0]) // doubled
 	ticket(r.cases[2])
+	ticket(r.cases[4]) // doubled while the state store was unavailable: accepted
+	ticket(r.cases[4])
+	fmt.Fprintf(r.unprotected, "create-escalation | {\"level\":\"WARN\",\"message\":%q,\"escalation_id\":%q}\n", unprotectedMessage, r.cases[4].ID)
 	// case 1 has nothing: lost
 	if _, err := st.ServiceNow().Insert("incident", map[string]string{"short_description": "escalation",
 		"correlation_id": "cxb." + r.cases[3].ConversationID + "." + r.cases[3].ID}); err != nil {
@@ -94,7 +97,7 @@ func TestChecksCountWhatTheFakesHold(t *testing.T) {
 		t.Error("backlogEmpty with an escalation that has no ticket")
 	}
 	rep := r.report()
-	for _, want := range []string{"chaos FAIL seed=5", "lost 1, doubled 1, replies delivered twice 1, answers over budget+1s 1", "user messages lost 1 doubled 1"} {
+	for _, want := range []string{"chaos FAIL seed=5", "lost 1, doubled 1 (and 1 without duplicate protection while DynamoDB was unavailable, accepted), replies delivered twice 1, answers over budget+1s 1", "user messages lost 1 doubled 1"} {
 		if !strings.Contains(rep.Summary, want) {
 			t.Errorf("summary lacks %q:\n%s", want, rep.Summary)
 		}
@@ -114,6 +117,9 @@ func TestChecksCountWhatTheFakesHold(t *testing.T) {
 	}
 	if strings.Contains(details, r.cases[3].ConversationID) {
 		t.Errorf("the escalation with its one incident is reported:\n%s", details)
+	}
+	if strings.Contains(details, r.cases[4].ConversationID) || len(rep.Accepted) != 1 || !strings.Contains(rep.Accepted[0], r.cases[4].ConversationID) {
+		t.Errorf("the double made without duplicate protection must be shown apart, as accepted: accepted %q\n%s", rep.Accepted, details)
 	}
 	if rep.Passed || len(rep.Details) != 6 {
 		t.Errorf("passed %v with %d details, want 6", rep.Passed, len(rep.Details))
