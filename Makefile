@@ -3,6 +3,11 @@
 #   make test                                  what CI runs: unit and integration tests
 #   make build                                 every function for Lambda (linux/arm64) into .build/
 #   make demo                                  walk through every seed scenario locally and check the outcomes
+#   make chaos                                 the fault-injection proof: 1,000 escalations and WhatsApp conversations under
+#                                              5xx, 429, hangs, killed processes, duplicates and a stalled DynamoDB; exits 1
+#                                              on anything lost, doubled or answered late
+#   CHAOS_ESCALATIONS=200 make chaos           the size CI runs (also CHAOS_PARALLEL, CHAOS_CONVERSATIONS, CHAOS_SEED to
+#                                              replay a run's faults, CHAOS_REDRIVE_EVERY, CHAOS_PAUSE_DYNAMODB)
 #   make run [PARAMS=<file>]                   the whole product on 127.0.0.1 (fakes for every external system)
 #   make invoke FN=<function> EVENT=<file> [PARAMS=<file>]   run one event through a function's real bootstrap
 #
@@ -17,7 +22,7 @@ GO            ?= go
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 LAMBDA_BUILD   = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w" -o $(ARTIFACTS_DIR)/bootstrap
 
-.PHONY: build test lint demo run invoke fuzz
+.PHONY: build test lint demo chaos run invoke fuzz
 
 build:
 	@set -e; for t in $$(sed -n 's/^build-\([A-Za-z0-9]*\):.*/\1/p' Makefile); do \
@@ -86,6 +91,10 @@ COMPILING = @echo 'compiling the local stack (go run ./cmd/local; a minute the f
 demo:
 	$(COMPILING)
 	$(GO) run ./cmd/local demo
+
+chaos:
+	$(COMPILING)
+	$(GO) run ./cmd/local chaos
 
 run:
 	$(COMPILING)

@@ -2,6 +2,7 @@
 //
 //	go run ./cmd/local run [-port 3000] [-params overrides.json]      the whole product on 127.0.0.1
 //	go run ./cmd/local demo                                           every seed scenario, with a transcript
+//	go run ./cmd/local chaos [-escalations 1000] ...                  the fault-injection proof of the promises
 //	go run ./cmd/local invoke [-params overrides.json] <function> <event.json>
 //	go run ./cmd/local sign <function> <event.json> > signed.json
 //
@@ -17,6 +18,10 @@
 // environment variables in the shape of `sam local invoke --env-vars`
 // ({"Parameters":{...},"CreateEscalationFunction":{...}}), so a developer pointing one system at
 // a real sandbox also uses its real queue ids, service desks and projects.
+//
+// chaos runs pkg/chaos: escalations and WhatsApp conversations under injected faults, then
+// counts what was lost, doubled or answered late; it prints one summary line and exits 1 when
+// a promise was broken.
 //
 // sign prints an event with its signatures filled in, for `sam local invoke -e`: webhook events
 // (messagebird-inbound) hold "local-sign" placeholders, because a MessageBird JWT is valid for
@@ -60,6 +65,8 @@ func (u usageError) Error() string { return string(u) }
 const usage = `usage:
   local run [-port 3000] [-quiet] [-params overrides.json]     the whole product on 127.0.0.1 until Ctrl-C
   local demo                                                   walk through every seed scenario and check each outcome
+  local chaos [-escalations N] [-parallel N] [-seed S] [-redrive-every D] [-pause-dynamodb D] [-conversations N]
+                                                               the fault-injection suite (CHAOS_ESCALATIONS, CHAOS_PARALLEL, CHAOS_SEED, ...)
   local invoke [-params overrides.json] <function> <event.json>   run one event through a function (e.g. telemetry-tier events/telemetry-tier/critical.json)
   local sign <function> <event.json>     print the event signed for sam local invoke -e (e.g. messagebird-inbound events/messagebird-inbound/first-message.json)`
 
@@ -72,6 +79,8 @@ func run(ctx context.Context, args []string) error {
 		return serve(ctx, args[1:])
 	case "demo":
 		return runDemo(ctx, args[1:])
+	case "chaos":
+		return runChaos(ctx, args[1:])
 	case "invoke":
 		fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
 		params := fs.String("params", "", "JSON file of template parameter or environment overrides")

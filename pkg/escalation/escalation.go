@@ -106,6 +106,10 @@ type Escalation struct {
 	ID string `json:"id"`
 	// ExplicitKey: the caller sent idempotencyKey (a different payload under it is a 409).
 	ExplicitKey bool `json:"explicitKey,omitempty"`
+	// Attempt is the caller's attempt number (0 when not given). From 2 on, an earlier call may
+	// have delivered while the state store could not record it, so the target is searched
+	// before anything is created.
+	Attempt int `json:"attempt,omitempty"`
 
 	ConversationID    string    `json:"conversationId"`
 	ParticipantID     string    `json:"participantId,omitempty"`

@@ -40,6 +40,9 @@ type Input struct {
 	Version           apigw.LooseText `json:"version"`
 	OccurredAt        apigw.LooseText `json:"occurredAt"`
 	IdempotencyKey    apigw.LooseText `json:"idempotencyKey"`
+	// Attempt is the flow's count of its calls for this escalation (1, or absent, for the
+	// first). A flow that calls again after failed / state_unavailable sends 2 and up.
+	Attempt apigw.LooseInt `json:"attempt"`
 }
 
 // Field limits. Long text fits a Jira text field (32,767 characters) with room for the rest of
@@ -166,6 +169,17 @@ func (s *Service) parse(in Input, now time.Time) (*Escalation, string, *apigw.Er
 			ws.Add("occurredAt", "not an ISO-8601 date-time with an offset (e.g. 2026-11-22T10:15:00Z); the time the request arrived is used")
 		}
 	}
+
+	switch a := in.Attempt; {
+	case a.Malformed != "":
+		ws.Add("attempt", "%s instead of a whole number; ignored", a.Malformed)
+	case a.Set && a.Value < 1:
+		ws.Add("attempt", "below 1; ignored")
+	case a.Set:
+		e.Attempt = int(min(a.Value, 1000))
+	}
+	// A repeat is the same escalation, whichever attempt it is.
+	in.Attempt = apigw.LooseInt{}
 
 	// The key is hashed into the escalation id, so any text serves; only a value of the wrong
 	// JSON type cannot be a key.

@@ -305,7 +305,9 @@ type finder interface {
 
 // run delivers the escalation (or links, queues or fails it) and returns the answer.
 // unprotected: the idempotency store could not be asked, so an earlier delivery of the same
-// escalation cannot be ruled out; a target that can look for it first does.
+// escalation cannot be ruled out; a target that can look for it first does. So it does for a
+// flow's second attempt and later: the first may have been answered failed / state_unavailable
+// after a create whose answer was lost, with no store to remember it in.
 func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Claim, unprotected bool) Result {
 	target := s.Targets[e.Target]
 	if target == nil {
@@ -353,7 +355,7 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 	err = s.guard(e.Target).Do(ctx, func(ctx context.Context) error {
 		ctx, cancel := context.WithDeadline(ctx, deliverBy)
 		defer cancel()
-		if f, ok := target.(finder); ok && unprotected {
+		if f, ok := target.(finder); ok && (unprotected || e.Attempt > 1) {
 			found, ok, err := f.Find(ctx, e)
 			switch {
 			case ok:

@@ -109,6 +109,38 @@ func TestHungStoreAndFailingTargetAnswerStateUnavailable(t *testing.T) {
 	}
 }
 
+// A create whose answer is lost while the state store is hung leaves nothing behind that says
+// it may have landed: the flow is answered failed / state_unavailable and calls again later. Its
+// second attempt searches the target before it creates, so the request is not doubled.
+func TestAttemptAfterStateUnavailableFindsTheLostCreate(t *testing.T) {
+	e := newEnv(t)
+	down := e.withStore(t, hungStore(t))
+	e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: http.StatusServiceUnavailable, AfterEffect: true, Times: 1})
+	first := down.post(body("conversationId", conv, "trigger", "wrap_up", "target", "jira"))
+	if first.res.Status != escalation.StatusFailed || first.res.Reason != escalation.ReasonStateUnavailable {
+		t.Fatalf("first attempt: %+v", first.res)
+	}
+	if n := len(e.jiraCreates()); n != 1 {
+		t.Fatalf("the lost create must have landed in the fake: %d creates", n)
+	}
+	// The store is back; the flow's fallback branch calls again a minute later.
+	again := e.post(body("conversationId", conv, "trigger", "wrap_up", "target", "jira", "attempt", 2))
+	if again.res.Status != escalation.StatusCreated || again.res.TicketKey == "" {
+		t.Fatalf("second attempt: %+v", again.res)
+	}
+	if n := len(e.jiraCreates()); n != 1 {
+		t.Fatalf("%d Jira requests for one escalation: the second attempt did not look first", n)
+	}
+	if len(again.res.Warnings) != 0 {
+		t.Fatalf("attempt is part of the contract, not a warning: %v", again.res.Warnings)
+	}
+	// A junk attempt is a warning, never a rejection.
+	junk := e.post(body("conversationId", conv+"-2", "trigger", "vip", "attempt", "second"))
+	if junk.res.Status != escalation.StatusCreated || len(junk.res.Warnings) != 1 || !strings.Contains(junk.res.Warnings[0], "attempt") {
+		t.Fatalf("junk attempt: %+v", junk.res)
+	}
+}
+
 // The redrive does nothing, quickly, while the store is hung.
 func TestRedriveSkipsItsRunWhileTheStoreIsHung(t *testing.T) {
 	e := newEnv(t)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/cxbridge/cxbridge/pkg/runtimeapi"
 	"github.com/cxbridge/cxbridge/pkg/samtemplate"
 )
 
@@ -32,12 +34,24 @@ const (
 	maxInvokePayload = 6 << 20
 )
 
+// IntegrationTimeout is API Gateway's limit on a REST API's Lambda integration.
+const IntegrationTimeout = 29 * time.Second
+
 // API serves the template's routes the way the deployed REST API does: it checks the API key
 // on the routes that require one, turns each request into a REST API (payload 1.0) proxy event,
 // invokes the function's real bootstrap and turns the proxy response back into HTTP.
+//
+// As behind API Gateway, an invocation once sent runs to its end even when the caller hangs up
+// or the gateway stops waiting, and the caller sees what API Gateway answers: 504 after the
+// integration timeout, 502 for a function error (a crash, a timeout, an answer that is not a
+// proxy response), 500 when Lambda throttles the function.
 func (s *Stack) API() http.Handler {
 	routes := s.Template.Routes()
 	keys := map[string]bool{LocalAPIKey: true, LocalServiceNowAPIKey: true}
+	timeout := s.opts.IntegrationTimeout
+	if timeout <= 0 {
+		timeout = IntegrationTimeout
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		route, ok := match(routes, r.Method, r.URL.Path)
 		if !ok {
@@ -66,13 +80,23 @@ func (s *Stack) API() http.Handler {
 			writeGateway(w, http.StatusRequestEntityTooLarge, "Request Too Long")
 			return
 		}
-		res, err := fn.Invoke(r.Context(), event)
-		if err != nil || res.FunctionError != "" {
+		// The caller hanging up does not recall an invocation from Lambda; only the gateway's
+		// own timeout ends the wait, and then only the wait.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
+		defer cancel()
+		res, err := fn.Invoke(ctx, event)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			writeGateway(w, http.StatusGatewayTimeout, "Endpoint request timed out")
+		case errors.Is(err, runtimeapi.ErrThrottled):
+			// A Lambda 429 is an integration failure to a proxy integration.
+			writeGateway(w, http.StatusInternalServerError, "Internal server error")
+		case err != nil || res.FunctionError != "":
 			// API Gateway hides the function's error from the caller; the function's log has it.
 			writeGateway(w, http.StatusBadGateway, "Internal server error")
-			return
+		default:
+			writeProxyResponse(w, res.Payload)
 		}
-		writeProxyResponse(w, res.Payload)
 	})
 }
 
@@ -228,14 +252,18 @@ func ScheduledEvent(rule string, at time.Time) []byte {
 	return b
 }
 
-// RunSchedules invokes each scheduled function on its rate until ctx ends, like EventBridge.
-// Failures are logged to the stack's log writer; a failed run is retried at the next tick.
+// RunSchedules invokes each scheduled function on its rate (or every Options.ScheduleEvery)
+// until ctx ends, like EventBridge. Failures are logged to the stack's log writer; a failed run
+// is retried at the next tick.
 func (s *Stack) RunSchedules(ctx context.Context) error {
 	scheds, err := s.Schedules()
 	if err != nil {
 		return err
 	}
 	for _, sc := range scheds {
+		if s.opts.ScheduleEvery > 0 {
+			sc.Every = s.opts.ScheduleEvery
+		}
 		go func(sc Schedule) {
 			t := time.NewTicker(sc.Every)
 			defer t.Stop()

@@ -32,6 +32,22 @@ type Options struct {
 	// Getenv tells which systems are real: a set TELEMETRY_URL (or GENESYS_API_BASE_URL, ...)
 	// replaces that fake. Defaults to os.Getenv.
 	Getenv func(string) string
+	// Concurrency is the most execution environments each function runs at once; an
+	// invocation beyond it is throttled, as by Lambda's reserved concurrency. Default
+	// runtimeapi.DefaultConcurrency.
+	Concurrency int
+	// IntegrationTimeout is how long the local API waits for a function before it answers 504,
+	// as API Gateway does after its 29 s integration timeout (the default). The invocation
+	// runs on regardless.
+	IntegrationTimeout time.Duration
+	// ScheduleEvery, when set, runs every scheduled function this often instead of at its
+	// schedule's rate (a fault test that wants the redrive to run more than once a minute).
+	ScheduleEvery time.Duration
+	// Front, when set, is called with the name and address of every simulated system (jira,
+	// servicenow, messagebird, genesys, telemetry) once its fake runs, and returns the
+	// address the functions are given instead: a proxy in front of the fake. The fakes' own
+	// accessors (Jira(), ...) still reach them directly.
+	Front func(system, url string) string
 	// PrivateDynamoDB starts a DynamoDB Local of the stack's own even when
 	// CXBRIDGE_DYNAMODB_ENDPOINT names a shared one, so that it can be paused.
 	PrivateDynamoDB bool
@@ -58,6 +74,7 @@ type Stack struct {
 	Secrets  *secretstest.Server
 
 	logs      io.Writer
+	opts      Options
 	extraEnv  map[string]string
 	progress  io.Writer
 	overrides Overrides
@@ -73,41 +90,49 @@ type Stack struct {
 	metrics   cwlocal.Recorder  // every function's EMF output (metrics.go)
 }
 
-// Start brings the stack up. Close it when done.
-func Start(ctx context.Context, opts Options) (s *Stack, err error) {
-	getenv := opts.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
+// Start brings the stack up. Close it when done. When it fails it stops whatever it had
+// started and returns why.
+func Start(ctx context.Context, opts Options) (*Stack, error) {
 	root := opts.Root
 	if root == "" {
+		var err error
 		if root, err = dynamotest.RepoRoot(); err != nil {
 			return nil, err
 		}
 	}
-	s = &Stack{Root: root, logs: opts.Logs, extraEnv: opts.FunctionEnv, progress: opts.Progress, overrides: opts.Overrides, running: map[string]*function{}, fakes: map[string]any{}}
+	s := &Stack{Root: root, logs: opts.Logs, opts: opts, extraEnv: opts.FunctionEnv, progress: opts.Progress, overrides: opts.Overrides,
+		running: map[string]*function{}, fakes: map[string]any{}}
 	if s.logs == nil {
 		s.logs = io.Discard
 	}
 	if s.progress == nil {
 		s.progress = io.Discard
 	}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
-	if s.Template, err = samtemplate.Load(filepath.Join(root, "template.yaml")); err != nil {
+	if err := s.bringUp(ctx); err != nil {
+		s.Close()
 		return nil, err
+	}
+	return s, nil
+}
+
+// bringUp starts the services of a new stack one by one, registering how to stop each in
+// s.closers as it goes, so that Close undoes exactly what was done.
+func (s *Stack) bringUp(ctx context.Context) (err error) {
+	getenv := s.opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if s.Template, err = samtemplate.Load(filepath.Join(s.Root, "template.yaml")); err != nil {
+		return err
 	}
 	getenv = s.overrides.getenv(s.Template, getenv)
 	if s.binDir, err = os.MkdirTemp("", "cxbridge-local-"); err != nil {
-		return nil, err
+		return err
 	}
 	s.closers = append(s.closers, func() { _ = os.RemoveAll(s.binDir) })
 
 	startDynamoDB := dynamotest.Start
-	if opts.PrivateDynamoDB {
+	if s.opts.PrivateDynamoDB {
 		startDynamoDB = dynamotest.StartPrivate
 	}
 	began := time.Now()
@@ -120,12 +145,12 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	s.DynamoDB, err = startDynamoDB()
 	stop()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	fmt.Fprintf(s.progress, "  DynamoDB Local: ready on %s (%s)\n", s.DynamoDB.Endpoint(), time.Since(began).Round(100*time.Millisecond))
 	s.closers = append(s.closers, s.DynamoDB.Stop)
 	if s.Tables, err = s.DynamoDB.CreateTables(ctx, "local"); err != nil {
-		return nil, err
+		return err
 	}
 
 	s.Secrets = secretstest.New(nil)
@@ -146,7 +171,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if path := getenv("CXBRIDGE_SECRETS_FILE"); path != "" {
 		extra, err := secretstest.LoadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("CXBRIDGE_SECRETS_FILE: %w", err)
+			return fmt.Errorf("CXBRIDGE_SECRETS_FILE: %w", err)
 		}
 		for id, v := range extra {
 			s.Secrets.Put(id, v)
@@ -154,10 +179,10 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}
 	for _, seed := range seeds {
 		if err := seed(ctx, s); err != nil {
-			return nil, fmt.Errorf("seed the local world: %w", err)
+			return fmt.Errorf("seed the local world: %w", err)
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // seeds run once every system is up, to create the data that spans systems (state that links a
@@ -176,6 +201,9 @@ type system struct {
 	// start starts the fake, seeds it, stores the credentials it accepts in s.Secrets, records
 	// its address in the template values and returns the fake and how to stop it.
 	start func(s *Stack) (fake any, stop func())
+	// params are the template parameters start sets to the fake's address; Options.Front may
+	// replace them.
+	params []string
 }
 
 var systems []system
@@ -196,6 +224,11 @@ func (s *Stack) startFakes(getenv func(string) string) {
 		url := ""
 		if u, ok := fake.(interface{ URL() string }); ok {
 			url = u.URL()
+		}
+		if s.opts.Front != nil {
+			for _, p := range sys.params {
+				s.values[p] = s.opts.Front(sys.name, s.values[p])
+			}
 		}
 		s.endpoints = append(s.endpoints, Endpoint{System: sys.name, URL: url, Simulated: true})
 	}
@@ -395,7 +428,7 @@ func (s *Stack) start(ctx context.Context, name string) (*runtimeapi.Emulator, e
 	}
 	e, err := runtimeapi.Start(runtimeapi.Function{
 		Name: name, Bootstrap: bin, Env: env, Timeout: timeout, MemoryMB: fn.MemorySize,
-		Concurrency: 4, Logs: s.logsFor(), LogPrefix: name + " | ",
+		Concurrency: s.opts.Concurrency, Logs: s.logsFor(), LogPrefix: name + " | ",
 	})
 	if err != nil {
 		return nil, err

@@ -60,8 +60,9 @@ const (
 
 func init() {
 	register(system{
-		name: "telemetry",
-		real: func(getenv func(string) string) bool { return getenv("TELEMETRY_URL") != "" },
+		name:   "telemetry",
+		params: []string{"TelemetryUrl"},
+		real:   func(getenv func(string) string) bool { return getenv("TELEMETRY_URL") != "" },
 		setReal: func(s *Stack, getenv func(string) string) string {
 			s.values["TelemetryUrl"] = getenv("TELEMETRY_URL")
 			return getenv("TELEMETRY_URL")
@@ -76,8 +77,9 @@ func init() {
 		},
 	})
 	register(system{
-		name: "genesys",
-		real: func(getenv func(string) string) bool { return getenv("GENESYS_API_BASE_URL") != "" },
+		name:   "genesys",
+		params: []string{"GenesysApiBaseUrl", "GenesysLoginBaseUrl"},
+		real:   func(getenv func(string) string) bool { return getenv("GENESYS_API_BASE_URL") != "" },
 		setReal: func(s *Stack, getenv func(string) string) string {
 			s.values["GenesysApiBaseUrl"] = getenv("GENESYS_API_BASE_URL")
 			s.values["GenesysLoginBaseUrl"] = getenv("GENESYS_LOGIN_BASE_URL")

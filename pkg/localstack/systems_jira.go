@@ -24,8 +24,9 @@ func init() {
 		"JiraSearchLagSeconds": "5",
 	})
 	register(system{
-		name: "jira",
-		real: func(getenv func(string) string) bool { return getenv("JIRA_BASE_URL") != "" },
+		params: []string{"JiraBaseUrl"},
+		name:   "jira",
+		real:   func(getenv func(string) string) bool { return getenv("JIRA_BASE_URL") != "" },
 		setReal: func(s *Stack, getenv func(string) string) string {
 			s.values["JiraBaseUrl"] = getenv("JIRA_BASE_URL")
 			return getenv("JIRA_BASE_URL")

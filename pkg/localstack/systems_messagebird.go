@@ -44,8 +44,9 @@ func init() {
 	localEventDefaults["MESSAGEBIRD_BASE_URL"] = messagebird.DefaultBaseURL
 	localEventDefaults["JIRA_WEBHOOK_SECRET"] = LocalJiraWebhookSecret
 	register(system{
-		name: "messagebird",
-		real: func(getenv func(string) string) bool { return getenv("MESSAGEBIRD_BASE_URL") != "" },
+		params: []string{"MessageBirdBaseUrl"},
+		name:   "messagebird",
+		real:   func(getenv func(string) string) bool { return getenv("MESSAGEBIRD_BASE_URL") != "" },
 		setReal: func(s *Stack, getenv func(string) string) string {
 			s.values["MessageBirdBaseUrl"] = getenv("MESSAGEBIRD_BASE_URL")
 			return getenv("MESSAGEBIRD_BASE_URL")

@@ -24,8 +24,9 @@ var servicenowSeeds []func(sn *servicenowtest.Server)
 func init() {
 	servicenowSeeds = append(servicenowSeeds, seedEscalationRecords)
 	register(system{
-		name: "servicenow",
-		real: func(getenv func(string) string) bool { return getenv("SERVICENOW_BASE_URL") != "" },
+		params: []string{"ServiceNowBaseUrl"},
+		name:   "servicenow",
+		real:   func(getenv func(string) string) bool { return getenv("SERVICENOW_BASE_URL") != "" },
 		setReal: func(s *Stack, getenv func(string) string) string {
 			s.values["ServiceNowBaseUrl"] = getenv("SERVICENOW_BASE_URL")
 			return getenv("SERVICENOW_BASE_URL")

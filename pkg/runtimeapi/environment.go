@@ -25,6 +25,11 @@ type environment struct {
 
 	mu   sync.Mutex
 	proc *process // the latest process; it may have exited
+
+	// stale is a timed-out process still to be stopped. Lambda answers the invoker at the
+	// timeout and shuts the runtime down afterwards, so run leaves the stop to settle, which
+	// runs after the answer is handed over and before the environment is reused.
+	stale *process
 }
 
 // process is one run of the bootstrap.
@@ -153,7 +158,7 @@ func (env *environment) run(inv *invocation) (Result, error) {
 			}
 			return env.initFailure(res, p, inv), nil
 		case <-timer.C:
-			p.stop(env.killGrace(p))
+			env.stale = p // stopped once the invoker has the answer (settle)
 			res.FunctionError = Unhandled
 			if !cold {
 				res.Payload = env.e.platformError(ErrorTypeTimeout, inv.id, timedOut(fn.Timeout))
@@ -188,7 +193,7 @@ func (env *environment) run(inv *invocation) (Result, error) {
 		msg := timedOut(fn.Timeout)
 		if inv.finish(outcome{payload: errorDocument(ErrorTypeTimeout, inv.id, msg), failed: true, end: inv.deadline}) {
 			env.e.logPlatformError(ErrorTypeTimeout, inv.id, msg)
-			p.stop(env.killGrace(p))
+			env.stale = p // stopped once the invoker has the answer (settle)
 		}
 	case <-env.e.done:
 		return res, ErrClosed
@@ -208,6 +213,14 @@ func (env *environment) run(inv *invocation) (Result, error) {
 	}
 	env.e.logs.linef("%s", report)
 	return res, nil
+}
+
+// settle stops the process a timeout left behind, if any.
+func (env *environment) settle() {
+	if p := env.stale; p != nil {
+		env.stale = nil
+		p.stop(env.killGrace(p))
+	}
 }
 
 // initFailure reports a process that ended before asking for work: the body it posted to

@@ -15,7 +15,8 @@ const maxPayload = 6 << 20
 // POST /2015-03-31/functions/{name}/invocations, where name is "function" (RIE's fixed name),
 // the function's name or its ARN. The answer is 200 with the function's payload; a function
 // failure adds X-Amz-Function-Error: Unhandled, as Lambda does. Service errors use the Lambda
-// API's {"Type","message"} shape with X-Amzn-ErrorType.
+// API's {"Type","message"} shape with X-Amzn-ErrorType; a throttled invocation is 429
+// TooManyRequestsException.
 func (e *Emulator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /2015-03-31/functions/{name}/invocations", e.serveInvoke)
@@ -36,6 +37,12 @@ func (e *Emulator) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	res, err := e.invoke(r.Context(), body, r.Header.Get("X-Amzn-Trace-Id"))
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrThrottled):
+		w.Header().Set("Content-Type", contentTypeJSON)
+		w.Header().Set("X-Amzn-ErrorType", "TooManyRequestsException")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_ = json.NewEncoder(w).Encode(map[string]string{"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User", "message": "Rate Exceeded."})
+		return
 	case errors.Is(err, ErrInvalidPayload):
 		serviceError(w, http.StatusBadRequest, "InvalidRequestContentException", "User", "Could not parse request body into json")
 		return

@@ -7,7 +7,10 @@
 // package instead. It keeps Lambda's lifecycle where it matters to function code: the
 // process starts on the first invocation, serves one invocation at a time, is killed when it
 // exceeds its timeout, and is replaced by a fresh process after a timeout, a crash or a failed
-// init. Errors reach the invoker in the shapes Lambda uses.
+// init. Like Lambda it scales out: an invocation that finds every execution environment busy
+// gets a new one, up to the function's concurrency limit, beyond which it is throttled. An
+// invocation once accepted runs to its end whatever its invoker does. Errors reach the invoker
+// in the shapes Lambda uses.
 package runtimeapi
 
 import (
@@ -28,6 +31,10 @@ const (
 	DefaultTimeout     = 3 * time.Second
 	DefaultInitTimeout = 10 * time.Second // Lambda's limit on the init phase
 	DefaultMemoryMB    = 128
+	// DefaultConcurrency is the most execution environments a function runs at once unless
+	// told otherwise: enough for every caller of a busy local stack to get its own, as on
+	// Lambda, whose (account-wide) default is 1,000.
+	DefaultConcurrency = 32
 )
 
 // shutdownGrace is how long a process has between SIGTERM and SIGKILL, as in Lambda when an
@@ -46,7 +53,11 @@ type Function struct {
 	// InitTimeout bounds process start to the first /next; default 10 s.
 	InitTimeout time.Duration
 	MemoryMB    int // AWS_LAMBDA_FUNCTION_MEMORY_SIZE (not enforced); default 128
-	Concurrency int // execution environments serving invocations in parallel; default 1
+	// Concurrency is the most execution environments serving invocations at once (Lambda's
+	// reserved concurrency). Environments are started when an invocation finds every
+	// existing one busy; one more invocation than this is throttled (ErrThrottled). Default
+	// DefaultConcurrency.
+	Concurrency int
 	// Logs receives the function's stdout and stderr line by line, plus the platform lines
 	// Lambda adds (START, END, REPORT, timeout and exit errors), each preceded by
 	// LogPrefix. Nil discards them.
@@ -84,6 +95,11 @@ var ErrClosed = errors.New("runtimeapi: emulator closed")
 // with InvalidRequestContentException before any function runs.
 var ErrInvalidPayload = errors.New("runtimeapi: payload is not valid JSON")
 
+// ErrThrottled is returned when every execution environment is busy and the function runs as
+// many as its Concurrency allows: Lambda's TooManyRequestsException (Reason
+// ReservedFunctionConcurrentInvocationLimitExceeded). Nothing ran.
+var ErrThrottled = errors.New("runtimeapi: rate exceeded: every execution environment is busy and the concurrency limit is reached")
+
 // Emulator runs one Function in a pool of execution environments.
 type Emulator struct {
 	fn   Function
@@ -91,21 +107,20 @@ type Emulator struct {
 	arn  string
 	logs *logSink // nil when fn.Logs is nil
 
-	done   chan struct{} // closed by Close
+	done chan struct{}  // closed by Close
+	wg   sync.WaitGroup // invocations in flight and process reapers: Close waits for them
+
 	mu     sync.Mutex
 	closed bool
-	wg     sync.WaitGroup // invocations in flight and process reapers: Close waits for them
-
-	// sem counts busy environments; idle is a stack so the most recently used (warm)
-	// environment serves the next invocation, as Lambda prefers warm environments.
-	sem    chan struct{}
-	idleMu sync.Mutex
-	idle   []*environment
-	envs   []*environment
+	// envs holds every environment started so far; idle is a stack of those not serving an
+	// invocation, so the most recently used (warm) one serves the next, as Lambda prefers
+	// warm environments.
+	envs []*environment
+	idle []*environment
 }
 
-// Start validates fn and opens one Runtime API listener per execution environment. No
-// process starts until the first invocation.
+// Start validates fn. No execution environment exists and no process starts until the first
+// invocation.
 func Start(fn Function) (*Emulator, error) {
 	if fn.Name == "" {
 		return nil, errors.New("runtimeapi: Function.Name is required")
@@ -132,7 +147,7 @@ func Start(fn Function) (*Emulator, error) {
 		fn.MemoryMB = DefaultMemoryMB
 	}
 	if fn.Concurrency <= 0 {
-		fn.Concurrency = 1
+		fn.Concurrency = DefaultConcurrency
 	}
 	env, region, err := processEnv(fn)
 	if err != nil {
@@ -143,31 +158,20 @@ func Start(fn Function) (*Emulator, error) {
 		env:  env,
 		arn:  "arn:aws:lambda:" + region + ":" + accountID + ":function:" + fn.Name,
 		done: make(chan struct{}),
-		sem:  make(chan struct{}, fn.Concurrency),
 	}
 	if fn.Logs != nil {
 		e.logs = &logSink{w: fn.Logs, prefix: fn.LogPrefix}
 	}
-	for range fn.Concurrency {
-		env, err := newEnvironment(e)
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
-		e.envs = append(e.envs, env)
-	}
-	for i := len(e.envs) - 1; i >= 0; i-- {
-		e.idle = append(e.idle, e.envs[i])
-	}
 	return e, nil
 }
 
-// Invoke runs one invocation. When every environment is busy it waits for one to free up
-// (Lambda would scale out instead). Function failures (handled
-// errors, panics, timeouts, crashes, init failures) are a Result with FunctionError set; the
-// error is for the emulator itself: ErrClosed, ErrInvalidPayload, ctx ending, or a bootstrap
-// that cannot be executed. As in Lambda, ctx ending does not stop a running invocation: it
-// runs on, within its Timeout, and its environment is reused afterwards.
+// Invoke runs one invocation in an idle execution environment, the most recently used first,
+// or in a new one when every environment is busy; at the function's Concurrency limit it
+// returns ErrThrottled at once, as Lambda does. Function failures (handled errors, panics,
+// timeouts, crashes, init failures) are a Result with FunctionError set; the error is for the
+// emulator itself: ErrClosed, ErrInvalidPayload, ErrThrottled, ctx ending, or a bootstrap
+// that cannot be executed. As in Lambda, ctx ending does not stop an invocation once accepted:
+// it runs on, within its Timeout, and its environment is reused afterwards.
 func (e *Emulator) Invoke(ctx context.Context, payload []byte) (Result, error) {
 	return e.invoke(ctx, payload, "")
 }
@@ -182,20 +186,14 @@ func (e *Emulator) invoke(ctx context.Context, payload []byte, traceID string) (
 		// caller's buffer.
 		payload = bytes.Clone(payload)
 	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err // the invoker left before asking: nothing runs
+	}
 	if traceID == "" {
 		traceID = newTraceID()
 	}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return Result{}, ErrClosed
-	}
-	e.wg.Add(1)
-	e.mu.Unlock()
-
-	env, err := e.acquire(ctx)
+	env, err := e.acquire()
 	if err != nil {
-		e.wg.Done()
 		return Result{}, err
 	}
 	inv := newInvocation(payload, traceID)
@@ -207,8 +205,9 @@ func (e *Emulator) invoke(ctx context.Context, payload []byte, traceID string) (
 	go func() {
 		defer e.wg.Done()
 		res, err := env.run(inv)
-		e.release(env)
 		replies <- reply{res, err}
+		env.settle()
+		e.release(env)
 	}()
 	select {
 	case r := <-replies:
@@ -218,26 +217,99 @@ func (e *Emulator) invoke(ctx context.Context, payload []byte, traceID string) (
 	}
 }
 
-func (e *Emulator) acquire(ctx context.Context) (*environment, error) {
-	select {
-	case e.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-e.done:
+// acquire takes an idle environment, or starts one, and counts the invocation in e.wg.
+func (e *Emulator) acquire() (*environment, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// Checked under e.mu, which Close takes to set closed: an environment started here is
+	// one Close sees and stops.
+	if e.closed {
 		return nil, ErrClosed
 	}
-	e.idleMu.Lock()
-	defer e.idleMu.Unlock()
-	env := e.idle[len(e.idle)-1]
-	e.idle = e.idle[:len(e.idle)-1]
+	var env *environment
+	if n := len(e.idle); n > 0 {
+		env = e.idle[n-1]
+		e.idle = e.idle[:n-1]
+	} else {
+		if len(e.envs) >= e.fn.Concurrency {
+			return nil, ErrThrottled
+		}
+		var err error
+		if env, err = newEnvironment(e); err != nil {
+			return nil, err
+		}
+		e.envs = append(e.envs, env)
+	}
+	e.wg.Add(1)
 	return env, nil
 }
 
 func (e *Emulator) release(env *environment) {
-	e.idleMu.Lock()
+	e.mu.Lock()
 	e.idle = append(e.idle, env)
-	e.idleMu.Unlock()
-	<-e.sem
+	e.mu.Unlock()
+}
+
+// Environments reports how many execution environments the function has started.
+func (e *Emulator) Environments() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.envs)
+}
+
+// Running is an invocation a process is working on.
+type Running struct {
+	RequestID string
+	Payload   []byte // the event; do not modify
+	Started   time.Time
+}
+
+// InFlight lists the invocations the function's processes are working on now.
+func (e *Emulator) InFlight() []Running {
+	e.mu.Lock()
+	envs := append([]*environment(nil), e.envs...)
+	e.mu.Unlock()
+	var out []Running
+	for _, env := range envs {
+		p := env.current()
+		if p == nil {
+			continue
+		}
+		p.mu.Lock()
+		if inv := p.cur; inv != nil {
+			out = append(out, Running{RequestID: inv.id, Payload: inv.payload, Started: inv.start})
+		}
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// Kill ends the process working on invocation requestID with SIGKILL, as a host failure or an
+// out-of-memory kill would: the invocation ends with Runtime.ExitError ("signal: killed") and
+// the environment's next invocation starts a fresh process. It reports whether a process was
+// working on that invocation. Fault-injection tests use it to crash a function at a precise
+// point, e.g. after a ticket was created and before its result was recorded.
+func (e *Emulator) Kill(requestID string) bool {
+	e.mu.Lock()
+	envs := append([]*environment(nil), e.envs...)
+	e.mu.Unlock()
+	for _, env := range envs {
+		p := env.current()
+		if p == nil {
+			continue
+		}
+		// Under p.mu the process cannot answer the invocation and take another meanwhile.
+		p.mu.Lock()
+		hit := p.cur != nil && p.cur.id == requestID
+		if hit {
+			_ = p.cmd.Process.Kill()
+		}
+		p.mu.Unlock()
+		if hit {
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops every process (SIGTERM, then SIGKILL after 500 ms), closes the Runtime API
@@ -251,11 +323,12 @@ func (e *Emulator) Close() error {
 	}
 	e.closed = true
 	close(e.done)
+	envs := e.envs
 	e.mu.Unlock()
 
-	errs := make([]error, len(e.envs))
+	errs := make([]error, len(envs))
 	var wg sync.WaitGroup
-	for i, env := range e.envs {
+	for i, env := range envs {
 		wg.Go(func() { errs[i] = env.shutdown() })
 	}
 	wg.Wait()

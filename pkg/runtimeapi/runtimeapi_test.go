@@ -321,6 +321,10 @@ func TestTimeoutKillsAndNextInvocationStartsFresh(t *testing.T) {
 	if res.Duration != time.Second {
 		t.Errorf("Duration = %v, want the timeout", res.Duration)
 	}
+	// As in Lambda, the invoker has the answer at the timeout; the runtime is stopped after.
+	for give := time.Now().Add(10 * time.Second); alive(first.PID) && time.Now().Before(give); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if alive(first.PID) {
 		t.Errorf("timed-out process %d is still alive", first.PID)
 	}
@@ -465,19 +469,36 @@ func TestPoolServesInParallel(t *testing.T) {
 
 func TestInvokerGoingAwayDoesNotStopTheInvocation(t *testing.T) {
 	t.Parallel()
-	em, _ := start(t, runtimeapi.Function{})
+	em, logs := start(t, runtimeapi.Function{})
 	first := mustEcho(t, invoke(t, em, map[string]any{"op": "echo"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		cancel()
 	}()
-	if _, err := em.Invoke(ctx, []byte(`{"op":"sleep","sleep_ms":300}`)); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Invoke with a cancelled context: %v", err)
+	res, err := em.Invoke(ctx, []byte(`{"op":"sleep","sleep_ms":300}`))
+	if !errors.Is(err, context.Canceled) || res.RequestID == "" {
+		t.Fatalf("Invoke with a cancelled context: %v (request %q)", err, res.RequestID)
 	}
-	// The sleep finishes in the same process, which then serves the next event.
+	// The sleep runs to its end in the same process, which then serves the next event.
+	for give := time.Now().Add(time.Minute); !strings.Contains(logs.String(), "END RequestId: "+res.RequestID); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(give) {
+			t.Fatalf("the invocation whose invoker left did not run to its end:\n%s", logs)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // the environment is idle again right after END
 	if mustEcho(t, invoke(t, em, map[string]any{"op": "echo"})).PID != first.PID {
 		t.Error("process was replaced after the invoker went away")
+	}
+	gone, cancelGone := context.WithCancel(context.Background())
+	cancelGone()
+	starts := strings.Count(logs.String(), "START RequestId")
+	if _, err := em.Invoke(gone, []byte(`{"op":"echo"}`)); !errors.Is(err, context.Canceled) {
+		t.Errorf("an invoker gone before asking: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := strings.Count(logs.String(), "START RequestId"); n != starts {
+		t.Error("an invocation ran for an invoker that had gone before asking")
 	}
 	if _, err := em.Invoke(context.Background(), []byte(`{"op":`)); !errors.Is(err, runtimeapi.ErrInvalidPayload) {
 		t.Errorf("Invoke with broken JSON: %v", err)
@@ -618,5 +639,118 @@ func TestBuildBootstrapConcurrently(t *testing.T) {
 	mustEcho(t, invoke(t, em, map[string]any{"op": "echo"}))
 	if err := runtimeapi.BuildBootstrap(context.Background(), ".", "testdata/nosuchpkg", out); err == nil {
 		t.Error("building a missing package succeeded")
+	}
+}
+
+// TestScalesOutAndReusesWarmEnvironments: invocations that find every environment busy get a
+// new one each, as Lambda scales out; once they are done, the next invocation reuses the most
+// recently used environment instead of starting another.
+func TestScalesOutAndReusesWarmEnvironments(t *testing.T) {
+	t.Parallel()
+	const n = 6
+	em, _ := start(t, runtimeapi.Function{Timeout: 20 * time.Second}) // default limit: 32
+	results := overlapping(t, em, n)
+	pids := map[int]bool{}
+	for i, r := range results {
+		if len(r.Peers) != n {
+			t.Errorf("invocation %d saw %d invocations in flight, want %d: one waited for another", i, len(r.Peers), n)
+		}
+		pids[r.PID] = true
+	}
+	if len(pids) != n || em.Environments() != n {
+		t.Errorf("%d invocations at once ran in %d processes and %d environments, want %d", n, len(pids), em.Environments(), n)
+	}
+	for range 3 {
+		if pid := mustEcho(t, invoke(t, em, map[string]any{"op": "echo"})).PID; !pids[pid] {
+			t.Errorf("a sequential invocation ran in a new process %d instead of a warm one", pid)
+		}
+	}
+	if em.Environments() != n {
+		t.Errorf("sequential invocations started environments: %d, want %d", em.Environments(), n)
+	}
+}
+
+// waitInFlight waits until an invocation whose event contains marker is running and returns it.
+func waitInFlight(t *testing.T, em *runtimeapi.Emulator, marker string) runtimeapi.Running {
+	t.Helper()
+	for give := time.Now().Add(time.Minute); time.Now().Before(give); time.Sleep(5 * time.Millisecond) {
+		for _, r := range em.InFlight() {
+			if strings.Contains(string(r.Payload), marker) {
+				return r
+			}
+		}
+	}
+	t.Fatalf("no invocation with %q started", marker)
+	return runtimeapi.Running{}
+}
+
+// TestThrottledAtTheConcurrencyLimit: one invocation more than the limit is refused at once, as
+// Lambda's TooManyRequestsException, and nothing runs for it.
+func TestThrottledAtTheConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	em, _ := start(t, runtimeapi.Function{Concurrency: 1, Timeout: 20 * time.Second})
+	done := make(chan runtimeapi.Result, 1)
+	go func() {
+		res, _ := em.Invoke(context.Background(), []byte(`{"op":"sleep","sleep_ms":1500,"message":"busy"}`))
+		done <- res
+	}()
+	waitInFlight(t, em, "busy")
+	began := time.Now()
+	if _, err := em.Invoke(context.Background(), []byte(`{"op":"echo"}`)); !errors.Is(err, runtimeapi.ErrThrottled) {
+		t.Fatalf("Invoke beyond the limit: %v, want ErrThrottled", err)
+	}
+	if waited := time.Since(began); waited > time.Second {
+		t.Errorf("the throttled invocation waited %s; Lambda refuses at once", waited)
+	}
+	srv := httptest.NewServer(em.Handler())
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/2015-03-31/functions/function/invocations", "application/json", strings.NewReader(`{"op":"echo"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Amzn-ErrorType") != "TooManyRequestsException" ||
+		!strings.Contains(string(body), "ReservedFunctionConcurrentInvocationLimitExceeded") {
+		t.Errorf("throttled over HTTP: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+	mustEcho(t, <-done)
+	mustEcho(t, invoke(t, em, map[string]any{"op": "echo"})) // the environment is free again
+}
+
+// TestKillCrashesTheInvocation: Kill ends the process working on one invocation, which the
+// invoker sees as Lambda reports a crash; the next invocation gets a fresh process.
+func TestKillCrashesTheInvocation(t *testing.T) {
+	t.Parallel()
+	em, logs := start(t, runtimeapi.Function{Timeout: 20 * time.Second})
+	first := mustEcho(t, invoke(t, em, map[string]any{"op": "echo"}))
+	done := make(chan runtimeapi.Result, 1)
+	go func() {
+		res, _ := em.Invoke(context.Background(), []byte(`{"op":"sleep","sleep_ms":10000,"message":"victim"}`))
+		done <- res
+	}()
+	victim := waitInFlight(t, em, "victim")
+	if em.Kill("no-such-request") {
+		t.Error("Kill of an unknown request id reported a kill")
+	}
+	if !em.Kill(victim.RequestID) {
+		t.Fatal("Kill did not find the running invocation")
+	}
+	res := <-done
+	e := mustFail(t, res)
+	if e.Type != runtimeapi.ErrorTypeExit || !strings.Contains(e.Message, "signal: killed") || res.RequestID != victim.RequestID {
+		t.Errorf("killed invocation: %+v (request %s, want %s)", e, res.RequestID, victim.RequestID)
+	}
+	if alive(first.PID) {
+		t.Errorf("process %d survived Kill", first.PID)
+	}
+	if next := mustEcho(t, invoke(t, em, map[string]any{"op": "echo"})); next.PID == first.PID {
+		t.Error("the next invocation ran in the killed process")
+	}
+	if !strings.Contains(logs.String(), "Runtime exited with error: signal: killed") {
+		t.Errorf("the function's log does not record the crash:\n%s", logs)
+	}
+	if len(em.InFlight()) != 0 {
+		t.Errorf("in flight after every invocation ended: %+v", em.InFlight())
 	}
 }

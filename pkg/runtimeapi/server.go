@@ -114,6 +114,12 @@ func (env *environment) answer(failed bool) http.HandlerFunc {
 		}
 		p.cur = nil
 		p.mu.Unlock()
+		if end.After(inv.deadline) {
+			// Past the deadline Lambda has already ended the invocation; on a busy machine the
+			// timer that ends it here may fire a little late, and must still win.
+			renderError(w, http.StatusForbidden, "InvalidStateTransition", "invocation timed out")
+			return
+		}
 		if !inv.finish(outcome{payload: body, failed: failed, end: end}) {
 			// The invocation already timed out; the process is being killed.
 			renderError(w, http.StatusForbidden, "InvalidStateTransition", "invocation already completed")
