@@ -17,6 +17,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird"
 	"github.com/cxbridge/cxbridge/pkg/observe"
 	"github.com/cxbridge/cxbridge/pkg/retry"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 const (
@@ -58,7 +59,9 @@ func (s *Service) messageBird(ctx context.Context, req *apigw.Request) apigw.Res
 	}
 	resp := s.messageEvent(ctx, ev, req.Body)
 	if resp.Status < 300 {
-		if err := s.Store.Mark(context.WithoutCancel(ctx), "jwt", claims.JTI, claims.ExpiresAt.Add(time.Minute)); err != nil {
+		wctx, cancel := wrapUp(ctx)
+		defer cancel()
+		if err := s.Store.Mark(wctx, "jwt", claims.JTI, claims.ExpiresAt.Add(time.Minute)); err != nil {
 			slog.WarnContext(ctx, "replay guard not written; the work is done and a replay would find it done", "error", err.Error())
 		}
 	}
@@ -144,7 +147,7 @@ func (s *Service) inbound(ctx context.Context, ev messagebird.Event, body []byte
 		return s.failure(ctx, "messagebird", err)
 	}
 	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		rctx, cancel := wrapUp(ctx)
 		defer cancel()
 		if err := lease.Release(rctx); err != nil {
 			slog.WarnContext(ctx, "lease not released; it expires by itself", "error", err.Error())
@@ -378,7 +381,10 @@ func (w *inboundWork) create(ctx context.Context, text string) error {
 		if connectors.InDoubt(err) {
 			l.CreationSince = s.now()
 		}
-		if serr := w.lease.Save(context.WithoutCancel(ctx), *l); serr != nil {
+		// It records what may have happened in Jira: sent even while the store rests.
+		wctx, cancel := wrapUp(ctx)
+		defer cancel()
+		if serr := w.lease.Save(store.SendDuringRest(wctx), *l); serr != nil {
 			slog.WarnContext(ctx, "link not updated after a failed create; the next attempt waits until the lease's end and the search lag", "error", serr.Error())
 		}
 		return err
@@ -786,7 +792,8 @@ func (s *Service) deliveryUpdate(ctx context.Context, ev messagebird.Event) apig
 	}
 	note := deliveryNote(s.Config, link, failure, m.ID)
 	if err := s.addInternalOnce(ctx, link.RequestKey, note, messageMarker(m.ID), claim.TakenOver); err != nil {
-		uctx := context.WithoutCancel(ctx)
+		uctx, cancel := wrapUp(ctx)
+		defer cancel()
 		if claim.TakenOver || connectors.InDoubt(err) {
 			if derr := s.Store.DoubtWork(uctx, "mbfail", m.ID, owner(ctx)); derr != nil {
 				slog.WarnContext(ctx, "claim not marked in doubt; it expires and the next attempt checks first anyway", "error", derr.Error())

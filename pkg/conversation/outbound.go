@@ -15,6 +15,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 const (
@@ -67,13 +68,15 @@ func (s *Service) jiraWebhook(ctx context.Context, req *apigw.Request) apigw.Res
 		return s.failure(ctx, "jira", ErrBusy)
 	}
 	res, err := s.jiraEvent(ctx, ev)
+	wctx, cancel := wrapUp(ctx)
+	defer cancel()
 	if err != nil {
-		if rerr := s.Store.ReleaseWork(context.WithoutCancel(ctx), "jira", delivery, owner(ctx)); rerr != nil {
+		if rerr := s.Store.ReleaseWork(wctx, "jira", delivery, owner(ctx)); rerr != nil {
 			slog.WarnContext(ctx, "delivery claim not released; it expires by itself", "error", rerr.Error())
 		}
 		return s.failure(ctx, "jira", err)
 	}
-	if err := s.Store.CompleteWork(context.WithoutCancel(ctx), "jira", delivery, s.now().Add(deliveryGuardTTL), map[string]string{"status": res.Status}); err != nil {
+	if err := s.Store.CompleteWork(wctx, "jira", delivery, s.now().Add(deliveryGuardTTL), map[string]string{"status": res.Status}); err != nil {
 		// The effects have their own guards, so a redelivery does not repeat them.
 		slog.WarnContext(ctx, "delivery guard not completed", "error", err.Error())
 	}
@@ -255,7 +258,11 @@ func (s *Service) deliver(ctx context.Context, link Link, effect, text string, v
 		out.note += "\n" + refMarker(effect)
 	}
 	data := map[string]string{"status": out.status, "reason": out.reason, "message_id": out.messageID, "note": out.note}
-	if err := s.Store.CompleteWork(ctx, "jout", effect, s.now().Add(effectGuardTTL), data); err != nil {
+	// What was sent is recorded even when the send used the work's whole budget, and even while
+	// the store rests after a stall: a late record is still wanted.
+	wctx, cancel := wrapUp(ctx)
+	defer cancel()
+	if err := s.Store.CompleteWork(store.SendDuringRest(wctx), "jout", effect, s.now().Add(effectGuardTTL), data); err != nil {
 		// Sent, but not recorded: the claim stays in progress and expires, and the next
 		// attempt takes it over and finds the message in the conversation.
 		slog.ErrorContext(ctx, "reply sent but its guard was not completed; a redelivery checks the conversation first", "error", err.Error())
@@ -289,7 +296,8 @@ func refMarker(effect string) string { return "(cxbridge ref " + effect + ")" }
 // unclaim ends a failed attempt's claim: released when the work provably did nothing, so a
 // redelivery starts afresh, or left in doubt, so the redelivery checks first.
 func (s *Service) unclaim(ctx context.Context, effect string, inDoubt bool, cause error) error {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := wrapUp(ctx)
+	defer cancel()
 	if inDoubt {
 		observe.MetricsFrom(ctx).Count("WriteInDoubt", 1, observe.D("Write", "reply"))
 		if err := s.Store.DoubtWork(ctx, "jout", effect, owner(ctx)); err != nil {
