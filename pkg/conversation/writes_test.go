@@ -282,3 +282,80 @@ func TestALaterRefusalKeepsTheDoubt(t *testing.T) {
 		t.Fatalf("the customer received %q", got)
 	}
 }
+
+// afterFaults are the writeFaults whose write took effect: only the answer is lost.
+func afterFaults() []fault {
+	var out []fault
+	for _, f := range writeFaults {
+		if f.after {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// inJira counts a text in a request's description and comments.
+func (w *world) inJira(key, text string) int {
+	n := strings.Count(w.jira.Description(key), text)
+	for _, c := range w.jira.Comments(key) {
+		n += strings.Count(c.Body, text)
+	}
+	return n
+}
+
+// TestMessageWhosePlaceMovedIsWrittenOnce: the description edit carrying the end user's second
+// message takes effect but its answer is lost; an agent replies before MessageBird redelivers,
+// so the message's place is now a comment. The redelivery finds it in the description.
+func TestMessageWhosePlaceMovedIsWrittenOnce(t *testing.T) {
+	for _, f := range afterFaults() {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			_, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
+			w.settle()
+			w.shortBudget()
+			w.jira.Fail("/rest/api/3/issue/"+r.RequestKey, f.jira("PUT"))
+			d, _ := w.receive(messagebirdtest.Inbound{Text: "the export fails"})
+			if d.Status == http.StatusOK {
+				t.Fatalf("the lost answer must be retried: %s", d.Response)
+			}
+			w.untilDoneJira(t, w.agent(r.RequestKey, "Which browser?", true))
+			w.untilDoneMB(t, d)
+			if n := w.inJira(r.RequestKey, "the export fails"); n != 1 {
+				t.Fatalf("the message is %d times in the request", n)
+			}
+			// The next message still goes where it belongs: a new comment after the reply.
+			w.mustReceive(messagebirdtest.Inbound{Text: "Firefox"})
+			if n := w.inJira(r.RequestKey, "Firefox"); n != 1 {
+				t.Fatalf("the next message is %d times in the request", n)
+			}
+		})
+	}
+}
+
+// TestFirstMessageOfARequestAdoptedByTheNextIsWrittenOnce: the create carrying the first message
+// takes effect but its answer is lost; the second message finds the request by its label and
+// is appended, an agent replies, and only then is the first redelivered.
+func TestFirstMessageOfARequestAdoptedByTheNextIsWrittenOnce(t *testing.T) {
+	for _, f := range afterFaults() {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			w.shortBudget()
+			w.jira.Fail("/rest/servicedeskapi/request", f.jira("POST"))
+			d1, _ := w.receive(messagebirdtest.Inbound{Text: "my router is dead"})
+			if d1.Status == http.StatusOK {
+				t.Fatalf("the lost answer must be retried: %s", d1.Response)
+			}
+			w.mustReceive(messagebirdtest.Inbound{Text: "since this morning"})
+			req := w.only(t)
+			w.untilDoneJira(t, w.agent(req.Key, "Have you restarted it?", true))
+			w.untilDoneMB(t, d1)
+			for _, text := range []string{"my router is dead", "since this morning"} {
+				if n := w.inJira(req.Key, text); n != 1 {
+					t.Errorf("%q is %d times in the request", text, n)
+				}
+			}
+		})
+	}
+}
