@@ -357,6 +357,21 @@ func creationLabel(contactID string, n int) string {
 	return "cxbridge-mb-" + labelUnsafe.ReplaceAllString(contactID, "-") + "-" + strconv.Itoa(n)
 }
 
+// creationContact is the contact id of a creation label, and false when label is not one.
+// (Contact ids are hexadecimal, so the label keeps them as they are; a label that does not
+// match the contact's link is ignored by the caller.)
+func creationContact(label string) (string, bool) {
+	rest, ok := strings.CutPrefix(label, "cxbridge-mb-")
+	i := strings.LastIndexByte(rest, '-')
+	if !ok || i <= 0 {
+		return "", false
+	}
+	if _, err := strconv.Atoi(rest[i+1:]); err != nil {
+		return "", false
+	}
+	return rest[:i], true
+}
+
 // create opens a new request holding the message.
 func (w *inboundWork) create(ctx context.Context, text string) error {
 	s, l, m, c := w.s, &w.link, w.msg, w.contact

@@ -117,7 +117,7 @@ func (s *Service) agentComment(ctx context.Context, ev *jira.WebhookEvent) (Resu
 	case c.Author.AccountType == "customer" || c.Author.AccountType == "app":
 		return skip("not_an_agent")
 	}
-	link, found, err := s.Store.LinkByRequest(ctx, key)
+	link, found, err := s.linkOf(ctx, ev)
 	if err != nil {
 		return Result{}, err
 	}
@@ -146,7 +146,7 @@ func (s *Service) statusChanged(ctx context.Context, ev *jira.WebhookEvent) (Res
 	if !changed {
 		return Result{Status: StatusIgnored, Reason: "no_status_change", RequestKey: key}, nil
 	}
-	link, found, err := s.Store.LinkByRequest(ctx, key)
+	link, found, err := s.linkOf(ctx, ev)
 	if err != nil {
 		return Result{}, err
 	}
@@ -183,6 +183,84 @@ func (s *Service) statusChanged(ctx context.Context, ev *jira.WebhookEvent) (Res
 	observe.MetricsFrom(ctx).Count("ConversationClosed", 1, observe.D("Reason", "request_done"))
 	slog.InfoContext(ctx, "request done: conversation archived and link closed", "request_key", key, "status", to)
 	return Result{Status: StatusClosed, Reason: "request_done", RequestKey: key, MessageID: res.MessageID}, nil
+}
+
+// linkOf finds the open link of the event's request. A request whose create answered with a
+// fault (a 5xx or a timeout after Jira created it) exists in Jira before its link is recorded:
+// the end user's redelivered message records it, and an agent may reply before that. Such a
+// request carries its creation label (cxbridge-mb-<contact>-<n>); when the contact's link is
+// still creating the request of that label, this request is it, and its link is recorded here,
+// under the contact's lease. A request without such a label is not a conversation cxbridge
+// started, and is ignored.
+func (s *Service) linkOf(ctx context.Context, ev *jira.WebhookEvent) (Link, bool, error) {
+	key := ev.Issue.Key
+	link, found, err := s.Store.LinkByRequest(ctx, key)
+	if err != nil || found {
+		return link, found, err
+	}
+	labels := ev.Issue.Fields.Labels
+	if labels == nil { // not in the payload (its comment events are only partly documented)
+		var issue *jira.Issue
+		err := s.jira(ctx, func(ctx context.Context) error {
+			var err error
+			issue, err = s.Jira.GetIssue(ctx, key, "labels")
+			return err
+		})
+		if connectors.KindOf(err) == connectors.KindNotFound {
+			return Link{}, false, nil
+		}
+		if err != nil {
+			return Link{}, false, err
+		}
+		labels = issue.Labels()
+	}
+	for _, label := range labels {
+		contactID, ok := creationContact(label)
+		if !ok {
+			continue
+		}
+		link, err := s.Store.Link(ctx, contactID)
+		if err != nil {
+			return Link{}, false, err
+		}
+		if link.State != StateCreating || link.CreationToken != label {
+			continue // an earlier request of the contact, or not theirs
+		}
+		return s.adoptFromJira(ctx, contactID, label, key)
+	}
+	return Link{}, false, nil
+}
+
+// adoptFromJira records the link of a request created while its create's answer was lost.
+// The contact's lease is held by a message being processed, at most for a moment: it is waited
+// for briefly, then Jira is asked to deliver again (ErrBusy).
+func (s *Service) adoptFromJira(ctx context.Context, contactID, label, key string) (Link, bool, error) {
+	until, _ := s.leaseTimes(ctx)
+	lease, _, err := s.Store.Acquire(ctx, contactID, owner(ctx), until, time.Now().Add(time.Second))
+	if err != nil {
+		return Link{}, false, err
+	}
+	defer func() {
+		rctx, cancel := wrapUp(ctx)
+		defer cancel()
+		if err := lease.Release(rctx); err != nil {
+			slog.WarnContext(ctx, "lease not released; it expires by itself", "error", err.Error())
+		}
+	}()
+	l := lease.Link
+	switch {
+	case l.Open() && l.RequestKey == key:
+		return l, true, nil // the end user's redelivered message recorded it meanwhile
+	case l.State != StateCreating || l.CreationToken != label:
+		return Link{}, false, nil
+	}
+	l.State, l.RequestKey, l.Phase = StateOpen, key, PhaseDescription
+	if err := lease.Open(ctx, l); err != nil {
+		return Link{}, false, err
+	}
+	observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "request"))
+	slog.WarnContext(ctx, "a request whose create was in doubt was found from its label on a Jira event; linked", "request_key", key)
+	return lease.Link, true, nil
 }
 
 func changelogID(ev *jira.WebhookEvent) jira.ID {

@@ -1,12 +1,14 @@
 package conversation_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird/messagebirdtest"
 	"github.com/cxbridge/cxbridge/pkg/conversation"
@@ -357,5 +359,66 @@ func TestFirstMessageOfARequestAdoptedByTheNextIsWrittenOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReplyOnARequestNotYetLinkedReachesTheCustomer: the create carrying the first message takes
+// effect but its answer is lost, and an agent replies before MessageBird redelivers the message.
+// The request carries its creation label, so the reply finds the conversation, and reaches the
+// customer once; the redelivered message is not written again.
+func TestReplyOnARequestNotYetLinkedReachesTheCustomer(t *testing.T) {
+	for _, f := range afterFaults() {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			w.shortBudget()
+			w.jira.Fail("/rest/servicedeskapi/request", f.jira("POST"))
+			d, _ := w.receive(messagebirdtest.Inbound{Text: "my router is dead"})
+			if d.Status == http.StatusOK {
+				t.Fatalf("the lost answer must be retried: %s", d.Response)
+			}
+			req := w.only(t)
+			w.untilDoneJira(t, w.agent(req.Key, "We are on it", true))
+			if got := w.sentTexts(d.ConversationID); len(got) != 1 || got[0] != "We are on it" {
+				t.Fatalf("the customer received %q", got)
+			}
+			w.untilDoneMB(t, d)
+			if n := w.inJira(req.Key, "my router is dead"); n != 1 {
+				t.Fatalf("the first message is %d times in the request", n)
+			}
+			if _, found, err := w.svc.Store.LinkByRequest(context.Background(), req.Key); err != nil || !found {
+				t.Fatalf("the request is not linked (%v)", err)
+			}
+		})
+	}
+}
+
+// TestReplyOnARequestCxbridgeDidNotCreateIsIgnored: a request without cxbridge's creation label,
+// or with a label that is not the one its contact's link is creating, is not a conversation.
+func TestReplyOnARequestCxbridgeDidNotCreateIsIgnored(t *testing.T) {
+	w := newWorld(t)
+	d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
+	ours := w.only(t).Labels()[0] // the label of a request whose link is open: not a new one
+	for _, labels := range [][]string{nil, {"cxbridge-mb-0000000000000000000000000000000a-1"}, {ours}} {
+		fields := map[string]any{"summary": "raised in the portal", "description": "not from MessageBird"}
+		if labels != nil {
+			fields["labels"] = labels
+		}
+		created, err := w.svc.Jira.CreateRequest(context.Background(), jira.NewRequest{ServiceDeskID: deskID, RequestTypeID: requestType, Fields: fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reply := w.agent(created.IssueKey, "Hello from the portal", true); reply.Status != http.StatusOK {
+			t.Errorf("labels %v: answered %d", labels, reply.Status)
+		}
+		if _, found, err := w.svc.Store.LinkByRequest(context.Background(), created.IssueKey); err != nil || found {
+			t.Errorf("labels %v: %s linked (%v)", labels, created.IssueKey, err)
+		}
+	}
+	if got := w.sentTexts(d.ConversationID); len(got) != 0 {
+		t.Fatalf("sent %q for requests that are not the conversation's (its request is %s)", got, r.RequestKey)
+	}
+	if _, found, _ := w.svc.Store.LinkByRequest(context.Background(), r.RequestKey); !found {
+		t.Fatalf("the conversation's own request %s is no longer linked", r.RequestKey)
 	}
 }
