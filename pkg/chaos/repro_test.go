@@ -406,6 +406,41 @@ func TestReproWebhookAgainstAHangingJiraIsAnsweredInBudget(t *testing.T) {
 	}
 }
 
+// Jira hangs, and DynamoDB stalls while it does: the webhook's budget is spent waiting for Jira,
+// and the state calls that record the outcome (the link's creation in doubt, the lease's
+// release) run against a paused store. The answer must still come within the budget (15 s) +
+// 1 s (make chaos's late webhooks, answered in 17 s).
+func TestReproWebhookAgainstAHangingJiraAndAStalledStoreIsAnsweredInBudget(t *testing.T) {
+	st, _ := reproStack(t, func(system, _, _ string, _ int) fault {
+		if system == "jira" {
+			return fault{kind: hang}
+		}
+		return fault{kind: pass}
+	})
+	st.MessageBird().WebhookTimeout = 40 * time.Second
+	t.Cleanup(func() { _ = st.DynamoDB.Resume() })
+	u := newUser(6)
+	pause := time.AfterFunc(12*time.Second, func() {
+		if err := st.DynamoDB.Pause(); err != nil {
+			t.Error(err)
+		}
+	})
+	defer pause.Stop()
+	began := time.Now()
+	d, err := st.MessageBird().Receive(messagebirdtest.Inbound{MSISDN: u.MSISDN, Text: u.text("m", 1, "hello")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(began)
+	t.Logf("webhook answered %d %s in %s (DynamoDB paused since +12 s: %v)", d.Status, d.Response, took.Round(time.Millisecond), st.DynamoDB.Paused())
+	if took > 16*time.Second {
+		t.Errorf("answered in %s; the budget is 15 s + 1 s", took.Round(time.Millisecond))
+	}
+	if d.Status/100 != 5 {
+		t.Errorf("answered %d; want a 5xx so MessageBird delivers again", d.Status)
+	}
+}
+
 func waitKey(t *testing.T, r *run, u *user) string {
 	t.Helper()
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {

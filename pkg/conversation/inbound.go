@@ -17,6 +17,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird"
 	"github.com/cxbridge/cxbridge/pkg/observe"
 	"github.com/cxbridge/cxbridge/pkg/retry"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 const (
@@ -58,7 +59,9 @@ func (s *Service) messageBird(ctx context.Context, req *apigw.Request) apigw.Res
 	}
 	resp := s.messageEvent(ctx, ev, req.Body)
 	if resp.Status < 300 {
-		if err := s.Store.Mark(context.WithoutCancel(ctx), "jwt", claims.JTI, claims.ExpiresAt.Add(time.Minute)); err != nil {
+		wctx, cancel := wrapUp(ctx)
+		defer cancel()
+		if err := s.Store.Mark(wctx, "jwt", claims.JTI, claims.ExpiresAt.Add(time.Minute)); err != nil {
 			slog.WarnContext(ctx, "replay guard not written; the work is done and a replay would find it done", "error", err.Error())
 		}
 	}
@@ -144,7 +147,7 @@ func (s *Service) inbound(ctx context.Context, ev messagebird.Event, body []byte
 		return s.failure(ctx, "messagebird", err)
 	}
 	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		rctx, cancel := wrapUp(ctx)
 		defer cancel()
 		if err := lease.Release(rctx); err != nil {
 			slog.WarnContext(ctx, "lease not released; it expires by itself", "error", err.Error())
@@ -298,6 +301,19 @@ func (w *inboundWork) text(ctx context.Context, text string) (created bool, targ
 			observe.MetricsFrom(ctx).Count("ConversationClosed", 1, observe.D("Reason", reason))
 		}
 	}
+	if l.Open() && w.prog.Attempt > 1 {
+		// An earlier attempt's write of this message (the create, a description edit, a
+		// comment) may have landed though its answer was lost, and the message's place may have
+		// moved since (an agent replied): look everywhere before writing it anywhere.
+		where, err := w.written(ctx, issue, text)
+		if err != nil || where != "" {
+			if where != "" {
+				w.touch()
+				err = w.lease.Save(ctx, w.link)
+			}
+			return false, where, err
+		}
+	}
 	if !l.Open() {
 		if l.State == StateClosed && w.oldKey == "" {
 			w.oldKey, w.oldReason = l.RequestKey, l.ClosedReason // closed earlier, by Jira or MessageBird
@@ -341,6 +357,21 @@ func creationLabel(contactID string, n int) string {
 	return "cxbridge-mb-" + labelUnsafe.ReplaceAllString(contactID, "-") + "-" + strconv.Itoa(n)
 }
 
+// creationContact is the contact id of a creation label, and false when label is not one.
+// (Contact ids are hexadecimal, so the label keeps them as they are; a label that does not
+// match the contact's link is ignored by the caller.)
+func creationContact(label string) (string, bool) {
+	rest, ok := strings.CutPrefix(label, "cxbridge-mb-")
+	i := strings.LastIndexByte(rest, '-')
+	if !ok || i <= 0 {
+		return "", false
+	}
+	if _, err := strconv.Atoi(rest[i+1:]); err != nil {
+		return "", false
+	}
+	return rest[:i], true
+}
+
 // create opens a new request holding the message.
 func (w *inboundWork) create(ctx context.Context, text string) error {
 	s, l, m, c := w.s, &w.link, w.msg, w.contact
@@ -378,7 +409,10 @@ func (w *inboundWork) create(ctx context.Context, text string) error {
 		if connectors.InDoubt(err) {
 			l.CreationSince = s.now()
 		}
-		if serr := w.lease.Save(context.WithoutCancel(ctx), *l); serr != nil {
+		// It records what may have happened in Jira: sent even while the store rests.
+		wctx, cancel := wrapUp(ctx)
+		defer cancel()
+		if serr := w.lease.Save(store.SendDuringRest(wctx), *l); serr != nil {
 			slog.WarnContext(ctx, "link not updated after a failed create; the next attempt waits until the lease's end and the search lag", "error", serr.Error())
 		}
 		return err
@@ -563,15 +597,10 @@ func (w *inboundWork) appendComment(ctx context.Context, text string) (bool, err
 	return err == nil, err
 }
 
-// newComment adds a public end-user comment. On a redelivery the previous attempt may have
-// added it before failing; then that comment is used.
+// newComment adds a public end-user comment (a redelivery has looked for the message first,
+// see written).
 func (w *inboundWork) newComment(ctx context.Context, body string) (string, error) {
 	s, key := w.s, w.link.RequestKey
-	if w.prog.Attempt > 1 {
-		if id, err := w.findOwnComment(ctx, body); err != nil || id != "" {
-			return id, err
-		}
-	}
 	var c *jira.Comment
 	err := s.jira(ctx, func(ctx context.Context) error {
 		var err error
@@ -584,8 +613,20 @@ func (w *inboundWork) newComment(ctx context.Context, body string) (string, erro
 	return c.ID, nil
 }
 
-func (w *inboundWork) findOwnComment(ctx context.Context, body string) (string, error) {
-	s := w.s
+// written says where an earlier attempt already put the message's text (description or
+// comment), or "" when it is in neither: the request's description, and cxbridge's own public
+// comments (JSM's comment list is a consistent read). A message's block starts with its time to
+// the minute, so only the same text sent in the same minute could be mistaken for it, the same
+// reading as endsWith's. When the comment holding it is the request's latest, later messages
+// are appended to it.
+func (w *inboundWork) written(ctx context.Context, issue *jira.Issue, text string) (string, error) {
+	s, l := w.s, &w.link
+	want := flat(jira.ADFText(jira.ADFDocument(text)))
+	if strings.Contains(flat(jira.ADFText(issue.Raw("description"))), want) {
+		observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "message"))
+		slog.WarnContext(ctx, "the message an earlier attempt wrote was found in the description; not written again", "request_key", l.RequestKey)
+		return PhaseDescription, nil
+	}
 	self, err := s.selfAccount(ctx)
 	if err != nil {
 		return "", err
@@ -593,21 +634,29 @@ func (w *inboundWork) findOwnComment(ctx context.Context, body string) (string, 
 	var cs []jira.Comment
 	err = s.jira(ctx, func(ctx context.Context) error {
 		var err error
-		cs, err = s.Jira.ListComments(ctx, w.link.RequestKey, jira.PublicComments)
+		cs, err = s.Jira.ListComments(ctx, l.RequestKey, jira.PublicComments)
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
-	since := w.prog.Started.Add(-time.Minute) // nothing older can be this message's
 	for i := len(cs) - 1; i >= 0; i-- {
-		if cs[i].Author.AccountID == self && strings.TrimSpace(cs[i].Body) == strings.TrimSpace(body) && !cs[i].Created.Time().Before(since) {
-			observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "comment"))
-			return cs[i].ID, nil
+		if cs[i].Author.AccountID != self || !strings.Contains(flat(cs[i].Body), want) {
+			continue
 		}
+		observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "message"))
+		slog.WarnContext(ctx, "the message an earlier attempt wrote was found in a comment; not written again", "request_key", l.RequestKey, "comment_id", cs[i].ID)
+		if i == len(cs)-1 {
+			l.Phase, l.CommentID, l.CommentAfter = PhaseComment, cs[i].ID, l.AgentReply
+		}
+		return PhaseComment, nil
 	}
 	return "", nil
 }
+
+// flat is text with every run of white space made one space, so a message reads the same in an
+// ADF document, its JSM rendering, and the text it was built from.
+func flat(text string) string { return strings.Join(strings.Fields(text), " ") }
 
 // download fetches an attachment. It returns a problem (why it cannot be attached) for failures
 // that will not go away, and an error for an outage worth a redelivery, until the message has
@@ -786,7 +835,8 @@ func (s *Service) deliveryUpdate(ctx context.Context, ev messagebird.Event) apig
 	}
 	note := deliveryNote(s.Config, link, failure, m.ID)
 	if err := s.addInternalOnce(ctx, link.RequestKey, note, messageMarker(m.ID), claim.TakenOver); err != nil {
-		uctx := context.WithoutCancel(ctx)
+		uctx, cancel := wrapUp(ctx)
+		defer cancel()
 		if claim.TakenOver || connectors.InDoubt(err) {
 			if derr := s.Store.DoubtWork(uctx, "mbfail", m.ID, owner(ctx)); derr != nil {
 				slog.WarnContext(ctx, "claim not marked in doubt; it expires and the next attempt checks first anyway", "error", derr.Error())

@@ -15,6 +15,7 @@ import (
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird"
 	"github.com/cxbridge/cxbridge/pkg/observe"
+	"github.com/cxbridge/cxbridge/pkg/store"
 )
 
 const (
@@ -67,13 +68,15 @@ func (s *Service) jiraWebhook(ctx context.Context, req *apigw.Request) apigw.Res
 		return s.failure(ctx, "jira", ErrBusy)
 	}
 	res, err := s.jiraEvent(ctx, ev)
+	wctx, cancel := wrapUp(ctx)
+	defer cancel()
 	if err != nil {
-		if rerr := s.Store.ReleaseWork(context.WithoutCancel(ctx), "jira", delivery, owner(ctx)); rerr != nil {
+		if rerr := s.Store.ReleaseWork(wctx, "jira", delivery, owner(ctx)); rerr != nil {
 			slog.WarnContext(ctx, "delivery claim not released; it expires by itself", "error", rerr.Error())
 		}
 		return s.failure(ctx, "jira", err)
 	}
-	if err := s.Store.CompleteWork(context.WithoutCancel(ctx), "jira", delivery, s.now().Add(deliveryGuardTTL), map[string]string{"status": res.Status}); err != nil {
+	if err := s.Store.CompleteWork(wctx, "jira", delivery, s.now().Add(deliveryGuardTTL), map[string]string{"status": res.Status}); err != nil {
 		// The effects have their own guards, so a redelivery does not repeat them.
 		slog.WarnContext(ctx, "delivery guard not completed", "error", err.Error())
 	}
@@ -114,7 +117,7 @@ func (s *Service) agentComment(ctx context.Context, ev *jira.WebhookEvent) (Resu
 	case c.Author.AccountType == "customer" || c.Author.AccountType == "app":
 		return skip("not_an_agent")
 	}
-	link, found, err := s.Store.LinkByRequest(ctx, key)
+	link, found, err := s.linkOf(ctx, ev)
 	if err != nil {
 		return Result{}, err
 	}
@@ -143,7 +146,7 @@ func (s *Service) statusChanged(ctx context.Context, ev *jira.WebhookEvent) (Res
 	if !changed {
 		return Result{Status: StatusIgnored, Reason: "no_status_change", RequestKey: key}, nil
 	}
-	link, found, err := s.Store.LinkByRequest(ctx, key)
+	link, found, err := s.linkOf(ctx, ev)
 	if err != nil {
 		return Result{}, err
 	}
@@ -180,6 +183,84 @@ func (s *Service) statusChanged(ctx context.Context, ev *jira.WebhookEvent) (Res
 	observe.MetricsFrom(ctx).Count("ConversationClosed", 1, observe.D("Reason", "request_done"))
 	slog.InfoContext(ctx, "request done: conversation archived and link closed", "request_key", key, "status", to)
 	return Result{Status: StatusClosed, Reason: "request_done", RequestKey: key, MessageID: res.MessageID}, nil
+}
+
+// linkOf finds the open link of the event's request. A request whose create answered with a
+// fault (a 5xx or a timeout after Jira created it) exists in Jira before its link is recorded:
+// the end user's redelivered message records it, and an agent may reply before that. Such a
+// request carries its creation label (cxbridge-mb-<contact>-<n>); when the contact's link is
+// still creating the request of that label, this request is it, and its link is recorded here,
+// under the contact's lease. A request without such a label is not a conversation cxbridge
+// started, and is ignored.
+func (s *Service) linkOf(ctx context.Context, ev *jira.WebhookEvent) (Link, bool, error) {
+	key := ev.Issue.Key
+	link, found, err := s.Store.LinkByRequest(ctx, key)
+	if err != nil || found {
+		return link, found, err
+	}
+	labels := ev.Issue.Fields.Labels
+	if labels == nil { // not in the payload (its comment events are only partly documented)
+		var issue *jira.Issue
+		err := s.jira(ctx, func(ctx context.Context) error {
+			var err error
+			issue, err = s.Jira.GetIssue(ctx, key, "labels")
+			return err
+		})
+		if connectors.KindOf(err) == connectors.KindNotFound {
+			return Link{}, false, nil
+		}
+		if err != nil {
+			return Link{}, false, err
+		}
+		labels = issue.Labels()
+	}
+	for _, label := range labels {
+		contactID, ok := creationContact(label)
+		if !ok {
+			continue
+		}
+		link, err := s.Store.Link(ctx, contactID)
+		if err != nil {
+			return Link{}, false, err
+		}
+		if link.State != StateCreating || link.CreationToken != label {
+			continue // an earlier request of the contact, or not theirs
+		}
+		return s.adoptFromJira(ctx, contactID, label, key)
+	}
+	return Link{}, false, nil
+}
+
+// adoptFromJira records the link of a request created while its create's answer was lost.
+// The contact's lease is held by a message being processed, at most for a moment: it is waited
+// for briefly, then Jira is asked to deliver again (ErrBusy).
+func (s *Service) adoptFromJira(ctx context.Context, contactID, label, key string) (Link, bool, error) {
+	until, _ := s.leaseTimes(ctx)
+	lease, _, err := s.Store.Acquire(ctx, contactID, owner(ctx), until, time.Now().Add(time.Second))
+	if err != nil {
+		return Link{}, false, err
+	}
+	defer func() {
+		rctx, cancel := wrapUp(ctx)
+		defer cancel()
+		if err := lease.Release(rctx); err != nil {
+			slog.WarnContext(ctx, "lease not released; it expires by itself", "error", err.Error())
+		}
+	}()
+	l := lease.Link
+	switch {
+	case l.Open() && l.RequestKey == key:
+		return l, true, nil // the end user's redelivered message recorded it meanwhile
+	case l.State != StateCreating || l.CreationToken != label:
+		return Link{}, false, nil
+	}
+	l.State, l.RequestKey, l.Phase = StateOpen, key, PhaseDescription
+	if err := lease.Open(ctx, l); err != nil {
+		return Link{}, false, err
+	}
+	observe.MetricsFrom(ctx).Count("WriteVerified", 1, observe.D("Write", "request"))
+	slog.WarnContext(ctx, "a request whose create was in doubt was found from its label on a Jira event; linked", "request_key", key)
+	return lease.Link, true, nil
 }
 
 func changelogID(ev *jira.WebhookEvent) jira.ID {
@@ -255,7 +336,11 @@ func (s *Service) deliver(ctx context.Context, link Link, effect, text string, v
 		out.note += "\n" + refMarker(effect)
 	}
 	data := map[string]string{"status": out.status, "reason": out.reason, "message_id": out.messageID, "note": out.note}
-	if err := s.Store.CompleteWork(ctx, "jout", effect, s.now().Add(effectGuardTTL), data); err != nil {
+	// What was sent is recorded even when the send used the work's whole budget, and even while
+	// the store rests after a stall: a late record is still wanted.
+	wctx, cancel := wrapUp(ctx)
+	defer cancel()
+	if err := s.Store.CompleteWork(store.SendDuringRest(wctx), "jout", effect, s.now().Add(effectGuardTTL), data); err != nil {
 		// Sent, but not recorded: the claim stays in progress and expires, and the next
 		// attempt takes it over and finds the message in the conversation.
 		slog.ErrorContext(ctx, "reply sent but its guard was not completed; a redelivery checks the conversation first", "error", err.Error())
@@ -289,7 +374,8 @@ func refMarker(effect string) string { return "(cxbridge ref " + effect + ")" }
 // unclaim ends a failed attempt's claim: released when the work provably did nothing, so a
 // redelivery starts afresh, or left in doubt, so the redelivery checks first.
 func (s *Service) unclaim(ctx context.Context, effect string, inDoubt bool, cause error) error {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := wrapUp(ctx)
+	defer cancel()
 	if inDoubt {
 		observe.MetricsFrom(ctx).Count("WriteInDoubt", 1, observe.D("Write", "reply"))
 		if err := s.Store.DoubtWork(ctx, "jout", effect, owner(ctx)); err != nil {

@@ -177,8 +177,15 @@ func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response
 	if req.Method != http.MethodPost {
 		return (&apigw.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Field: "method", Message: "use POST"}).Response()
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.Config.Budget)
+	// The answer is due when the budget ends. The work (calls to Jira and MessageBird) ends a
+	// reserve earlier, so the state calls that record its outcome (releasing a claim or a
+	// lease, marking a write in doubt) still fit when the work used all it had.
+	answerBy := time.Now().Add(s.Config.Budget)
+	ctx, cancel := context.WithDeadline(ctx, answerBy)
 	defer cancel()
+	ctx = context.WithValue(ctx, answerByKey{}, answerBy)
+	ctx, cancelWork := context.WithDeadline(ctx, answerBy.Add(-wrapUpReserve(s.Config.Budget)))
+	defer cancelWork()
 	ctx = context.WithValue(ctx, ownerKey{}, s.newOwner())
 	switch req.Path {
 	case RouteMessageBird:
@@ -187,6 +194,23 @@ func (s *Service) Handle(ctx context.Context, req *apigw.Request) apigw.Response
 		return s.jiraWebhook(ctx, req)
 	}
 	return (&apigw.Error{Status: http.StatusNotFound, Code: "unknown_route", Field: "path", Message: "no route " + req.Path}).Response()
+}
+
+type answerByKey struct{}
+
+// wrapUpReserve is the end of a webhook's budget kept for recording what its work came to:
+// a few DynamoDB writes, milliseconds each when the store answers, and cut short by the answer's
+// deadline when it does not.
+func wrapUpReserve(budget time.Duration) time.Duration { return min(budget/10, time.Second) }
+
+// wrapUp is the context of the state calls that follow the work: not ended with the work's
+// deadline (an external call may have used all of it), but with the answer's.
+func wrapUp(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = context.WithoutCancel(ctx)
+	if by, ok := ctx.Value(answerByKey{}).(time.Time); ok {
+		return context.WithDeadline(ctx, by)
+	}
+	return context.WithTimeout(ctx, 2*time.Second)
 }
 
 func ok(r Result) apigw.Response { return apigw.OK(r) }

@@ -1,12 +1,14 @@
 package conversation_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird/messagebirdtest"
 	"github.com/cxbridge/cxbridge/pkg/conversation"
@@ -280,5 +282,143 @@ func TestALaterRefusalKeepsTheDoubt(t *testing.T) {
 	w.untilDoneJira(t, first)
 	if got := w.sentTexts(d.ConversationID); len(got) != 1 {
 		t.Fatalf("the customer received %q", got)
+	}
+}
+
+// afterFaults are the writeFaults whose write took effect: only the answer is lost.
+func afterFaults() []fault {
+	var out []fault
+	for _, f := range writeFaults {
+		if f.after {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// inJira counts a text in a request's description and comments.
+func (w *world) inJira(key, text string) int {
+	n := strings.Count(w.jira.Description(key), text)
+	for _, c := range w.jira.Comments(key) {
+		n += strings.Count(c.Body, text)
+	}
+	return n
+}
+
+// TestMessageWhosePlaceMovedIsWrittenOnce: the description edit carrying the end user's second
+// message takes effect but its answer is lost; an agent replies before MessageBird redelivers,
+// so the message's place is now a comment. The redelivery finds it in the description.
+func TestMessageWhosePlaceMovedIsWrittenOnce(t *testing.T) {
+	for _, f := range afterFaults() {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			_, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
+			w.settle()
+			w.shortBudget()
+			w.jira.Fail("/rest/api/3/issue/"+r.RequestKey, f.jira("PUT"))
+			d, _ := w.receive(messagebirdtest.Inbound{Text: "the export fails"})
+			if d.Status == http.StatusOK {
+				t.Fatalf("the lost answer must be retried: %s", d.Response)
+			}
+			w.untilDoneJira(t, w.agent(r.RequestKey, "Which browser?", true))
+			w.untilDoneMB(t, d)
+			if n := w.inJira(r.RequestKey, "the export fails"); n != 1 {
+				t.Fatalf("the message is %d times in the request", n)
+			}
+			// The next message still goes where it belongs: a new comment after the reply.
+			w.mustReceive(messagebirdtest.Inbound{Text: "Firefox"})
+			if n := w.inJira(r.RequestKey, "Firefox"); n != 1 {
+				t.Fatalf("the next message is %d times in the request", n)
+			}
+		})
+	}
+}
+
+// TestFirstMessageOfARequestAdoptedByTheNextIsWrittenOnce: the create carrying the first message
+// takes effect but its answer is lost; the second message finds the request by its label and
+// is appended, an agent replies, and only then is the first redelivered.
+func TestFirstMessageOfARequestAdoptedByTheNextIsWrittenOnce(t *testing.T) {
+	for _, f := range afterFaults() {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			w.shortBudget()
+			w.jira.Fail("/rest/servicedeskapi/request", f.jira("POST"))
+			d1, _ := w.receive(messagebirdtest.Inbound{Text: "my router is dead"})
+			if d1.Status == http.StatusOK {
+				t.Fatalf("the lost answer must be retried: %s", d1.Response)
+			}
+			w.mustReceive(messagebirdtest.Inbound{Text: "since this morning"})
+			req := w.only(t)
+			w.untilDoneJira(t, w.agent(req.Key, "Have you restarted it?", true))
+			w.untilDoneMB(t, d1)
+			for _, text := range []string{"my router is dead", "since this morning"} {
+				if n := w.inJira(req.Key, text); n != 1 {
+					t.Errorf("%q is %d times in the request", text, n)
+				}
+			}
+		})
+	}
+}
+
+// TestReplyOnARequestNotYetLinkedReachesTheCustomer: the create carrying the first message takes
+// effect but its answer is lost, and an agent replies before MessageBird redelivers the message.
+// The request carries its creation label, so the reply finds the conversation, and reaches the
+// customer once; the redelivered message is not written again.
+func TestReplyOnARequestNotYetLinkedReachesTheCustomer(t *testing.T) {
+	for _, f := range afterFaults() {
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			w.shortBudget()
+			w.jira.Fail("/rest/servicedeskapi/request", f.jira("POST"))
+			d, _ := w.receive(messagebirdtest.Inbound{Text: "my router is dead"})
+			if d.Status == http.StatusOK {
+				t.Fatalf("the lost answer must be retried: %s", d.Response)
+			}
+			req := w.only(t)
+			w.untilDoneJira(t, w.agent(req.Key, "We are on it", true))
+			if got := w.sentTexts(d.ConversationID); len(got) != 1 || got[0] != "We are on it" {
+				t.Fatalf("the customer received %q", got)
+			}
+			w.untilDoneMB(t, d)
+			if n := w.inJira(req.Key, "my router is dead"); n != 1 {
+				t.Fatalf("the first message is %d times in the request", n)
+			}
+			if _, found, err := w.svc.Store.LinkByRequest(context.Background(), req.Key); err != nil || !found {
+				t.Fatalf("the request is not linked (%v)", err)
+			}
+		})
+	}
+}
+
+// TestReplyOnARequestCxbridgeDidNotCreateIsIgnored: a request without cxbridge's creation label,
+// or with a label that is not the one its contact's link is creating, is not a conversation.
+func TestReplyOnARequestCxbridgeDidNotCreateIsIgnored(t *testing.T) {
+	w := newWorld(t)
+	d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
+	ours := w.only(t).Labels()[0] // the label of a request whose link is open: not a new one
+	for _, labels := range [][]string{nil, {"cxbridge-mb-0000000000000000000000000000000a-1"}, {ours}} {
+		fields := map[string]any{"summary": "raised in the portal", "description": "not from MessageBird"}
+		if labels != nil {
+			fields["labels"] = labels
+		}
+		created, err := w.svc.Jira.CreateRequest(context.Background(), jira.NewRequest{ServiceDeskID: deskID, RequestTypeID: requestType, Fields: fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reply := w.agent(created.IssueKey, "Hello from the portal", true); reply.Status != http.StatusOK {
+			t.Errorf("labels %v: answered %d", labels, reply.Status)
+		}
+		if _, found, err := w.svc.Store.LinkByRequest(context.Background(), created.IssueKey); err != nil || found {
+			t.Errorf("labels %v: %s linked (%v)", labels, created.IssueKey, err)
+		}
+	}
+	if got := w.sentTexts(d.ConversationID); len(got) != 0 {
+		t.Fatalf("sent %q for requests that are not the conversation's (its request is %s)", got, r.RequestKey)
+	}
+	if _, found, _ := w.svc.Store.LinkByRequest(context.Background(), r.RequestKey); !found {
+		t.Fatalf("the conversation's own request %s is no longer linked", r.RequestKey)
 	}
 }
