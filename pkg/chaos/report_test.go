@@ -59,8 +59,10 @@ func TestChecksCountWhatTheFakesHold(t *testing.T) {
 	ticket(r.cases[0])
 	ticket(r.cases[0]) // doubled
 	ticket(r.cases[2])
+	r.pausedAt = time.Now()
 	ticket(r.cases[4]) // doubled while the state store was unavailable: accepted
 	ticket(r.cases[4])
+	r.resumedAt = time.Now()
 	fmt.Fprintf(r.unprotected, "create-escalation | {\"level\":\"WARN\",\"message\":%q,\"escalation_id\":%q}\n", unprotectedMessage, r.cases[4].ID)
 	// case 1 has nothing: lost
 	if _, err := st.ServiceNow().Insert("incident", map[string]string{"short_description": "escalation",

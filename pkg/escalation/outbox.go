@@ -104,12 +104,43 @@ func (o *Outbox) Enqueue(ctx context.Context, it Item, maxAge time.Duration) err
 		{Put: &types.Put{TableName: aws.String(o.Table), Item: o.pointer(it, it.CreatedAt.Add(maxAge+o.keep())), ConditionExpression: aws.String("attribute_not_exists(pk)")}},
 	}})
 	if cancelled(err, 1) {
+		if !it.Since.IsZero() {
+			// This attempt's write may have landed: the item already waiting must look for it
+			// before its delivery creates anything.
+			if err := o.raiseSince(ctx, it.Escalation.ID, it.Since); err != nil {
+				return fmt.Errorf("queue escalation: mark the queued item in doubt: %w", err)
+			}
+		}
 		return ErrAlreadyQueued
 	}
 	if err != nil {
 		return fmt.Errorf("queue escalation: %w", err)
 	}
 	return nil
+}
+
+// raiseSince moves a queued item's Since to since when that is later.
+func (o *Outbox) raiseSince(ctx context.Context, id string, since time.Time) error {
+	ptr, err := o.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(o.Table), Key: key(pointerPK, id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return err
+	}
+	slot := store.String(ptr.Item, "slot")
+	if slot == "" {
+		return nil // delivered or given up meanwhile
+	}
+	_, err = o.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(o.Table),
+		Key:                       key(outboxPK, slot),
+		UpdateExpression:          aws.String("SET since = :s"),
+		ConditionExpression:       aws.String("attribute_exists(pk) AND (attribute_not_exists(since) OR since < :s)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":s": store.N(since.UnixMilli())},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil // gone, or already in doubt since as late
+	}
+	return err
 }
 
 func (o *Outbox) keep() time.Duration {

@@ -351,12 +351,19 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 	var tk Ticket
 	attempts := 0
 	deliverBy := s.deliverBy(ctx)
+	// mustLook: an earlier delivery may have created the ticket with nothing recorded, so the
+	// target is searched first. Until a search has said "none", whatever is queued carries the
+	// doubt (Since), and the redrive searches before it creates.
+	_, isFinder := target.(finder)
+	mustLook := isFinder && (unprotected || e.Attempt > 1)
+	looked := false
 	// The breaker records the outcome within ctx's deadline; delivery itself stops earlier.
 	err = s.guard(e.Target).Do(ctx, func(ctx context.Context) error {
 		ctx, cancel := context.WithDeadline(ctx, deliverBy)
 		defer cancel()
-		if f, ok := target.(finder); ok && (unprotected || e.Attempt > 1) {
+		if f, ok := target.(finder); ok && mustLook {
 			found, ok, err := f.Find(ctx, e)
+			looked = err == nil
 			switch {
 			case ok:
 				tk = found
@@ -383,6 +390,9 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 	})
 	if err == nil {
 		return s.delivered(ctx, e, tk, attempts)
+	}
+	if mustLook && !looked {
+		since = later(since, s.now())
 	}
 	var open *breaker.OpenError
 	var deferred *DeferError

@@ -2,6 +2,7 @@ package escalation_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -138,6 +139,45 @@ func TestAttemptAfterStateUnavailableFindsTheLostCreate(t *testing.T) {
 	junk := e.post(body("conversationId", conv+"-2", "trigger", "vip", "attempt", "second"))
 	if junk.res.Status != escalation.StatusCreated || len(junk.res.Warnings) != 1 || !strings.Contains(junk.res.Warnings[0], "attempt") {
 		t.Fatalf("junk attempt: %+v", junk.res)
+	}
+}
+
+// A second attempt whose search cannot run (Jira's search answers 503) is queued; the queued
+// item carries the doubt, so the redrive searches before it creates. Also when an item of the
+// escalation was already waiting, queued by another call before the doubt arose.
+func TestQueuedSecondAttemptIsSearchedForBeforeTheRedriveCreates(t *testing.T) {
+	for _, waiting := range []bool{false, true} {
+		t.Run(fmt.Sprintf("item already waiting %v", waiting), func(t *testing.T) {
+			e := newEnv(t)
+			req := body("conversationId", conv, "trigger", "wrap_up", "target", "jira")
+			if waiting {
+				esc, _, bad := e.svc.Prepare(mustInput(t, req))
+				if bad != nil {
+					t.Fatal(bad)
+				}
+				now := e.clock.Now()
+				if err := e.svc.Outbox.Enqueue(context.Background(), escalation.Item{Escalation: *esc, Due: now.Add(time.Minute), CreatedAt: now, Reason: escalation.ReasonBreakerOpen}, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: http.StatusServiceUnavailable, AfterEffect: true, Times: 1})
+			if c := e.withStore(t, hungStore(t)).post(req); c.res.Reason != escalation.ReasonStateUnavailable {
+				t.Fatalf("first attempt: %+v", c.res)
+			}
+			e.jira.Fail("/rest/api/3/search/jql", jiratest.Failure{Status: http.StatusServiceUnavailable, Times: 1})
+			again := e.post(body("conversationId", conv, "trigger", "wrap_up", "target", "jira", "attempt", 2))
+			if again.res.Status != escalation.StatusQueued {
+				t.Fatalf("second attempt, search failing: %+v", again.res)
+			}
+			e.clock.Jump(5 * time.Minute)
+			e.redrive()
+			if n := len(e.jiraCreates()); n != 1 {
+				t.Fatalf("%d Jira requests for one escalation: the redrive created without searching", n)
+			}
+			if items := e.stateItems("OUTBOX"); len(items) != 0 {
+				t.Fatalf("outbox still holds %d items", len(items))
+			}
+		})
 	}
 }
 
