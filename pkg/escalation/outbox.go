@@ -119,6 +119,12 @@ func (o *Outbox) Enqueue(ctx context.Context, it Item, maxAge time.Duration) err
 	return nil
 }
 
+// MarkInDoubt records on the escalation's queued item, if any, that an attempt may have created
+// its ticket at since: the redrive searches for it before it creates one.
+func (o *Outbox) MarkInDoubt(ctx context.Context, id string, since time.Time) error {
+	return o.raiseSince(ctx, id, since)
+}
+
 // raiseSince moves a queued item's Since to since when that is later.
 func (o *Outbox) raiseSince(ctx context.Context, id string, since time.Time) error {
 	ptr, err := o.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(o.Table), Key: key(pointerPK, id), ConsistentRead: aws.Bool(true)})

@@ -270,6 +270,14 @@ func (s *Service) deliver(ctx context.Context, e *Escalation, validation string)
 	case replay != nil:
 		var res Result
 		if json.Unmarshal(replay.Data, &res) == nil {
+			if res.Status == StatusQueued && e.Attempt > 1 {
+				// The flow calls again because some call of this escalation was answered
+				// failed / state_unavailable: that call may have created the ticket with nothing
+				// recorded, so the item this answer queued must search before it creates.
+				if err := s.Outbox.MarkInDoubt(ctx, e.ID, s.now()); err != nil {
+					slog.WarnContext(ctx, "queued escalation could not be marked in doubt", "error", err)
+				}
+			}
 			observe.MetricsFrom(ctx).Count("EscalationReplayed", 1)
 			return res, nil
 		}

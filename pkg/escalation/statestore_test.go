@@ -3,7 +3,6 @@ package escalation_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -146,11 +145,18 @@ func TestAttemptAfterStateUnavailableFindsTheLostCreate(t *testing.T) {
 // item carries the doubt, so the redrive searches before it creates. Also when an item of the
 // escalation was already waiting, queued by another call before the doubt arose.
 func TestQueuedSecondAttemptIsSearchedForBeforeTheRedriveCreates(t *testing.T) {
-	for _, waiting := range []bool{false, true} {
-		t.Run(fmt.Sprintf("item already waiting %v", waiting), func(t *testing.T) {
+	for _, waiting := range []string{"none", "queued by hand", "queued by an earlier call"} {
+		t.Run("item waiting: "+waiting, func(t *testing.T) {
 			e := newEnv(t)
 			req := body("conversationId", conv, "trigger", "wrap_up", "target", "jira")
-			if waiting {
+			switch waiting {
+			case "queued by an earlier call": // its answer (queued) is replayed to the second attempt
+				e.jira.Fail("/rest/servicedeskapi/request", jiratest.Failure{Status: http.StatusTooManyRequests})
+				if c := e.post(req); c.res.Status != escalation.StatusQueued {
+					t.Fatalf("earlier call: %+v", c.res)
+				}
+				e.jira.ClearFailures()
+			case "queued by hand":
 				esc, _, bad := e.svc.Prepare(mustInput(t, req))
 				if bad != nil {
 					t.Fatal(bad)
@@ -166,12 +172,13 @@ func TestQueuedSecondAttemptIsSearchedForBeforeTheRedriveCreates(t *testing.T) {
 			}
 			e.jira.Fail("/rest/api/3/search/jql", jiratest.Failure{Status: http.StatusServiceUnavailable, Times: 1})
 			again := e.post(body("conversationId", conv, "trigger", "wrap_up", "target", "jira", "attempt", 2))
+			e.jira.ClearFailures()
 			if again.res.Status != escalation.StatusQueued {
 				t.Fatalf("second attempt, search failing: %+v", again.res)
 			}
 			e.clock.Jump(5 * time.Minute)
 			e.redrive()
-			if n := len(e.jiraCreates()); n != 1 {
+			if n := len(e.jira.Requests()); n != 1 { // requests Jira holds (a 429 made none)
 				t.Fatalf("%d Jira requests for one escalation: the redrive created without searching", n)
 			}
 			if items := e.stateItems("OUTBOX"); len(items) != 0 {
