@@ -57,23 +57,31 @@ func (c call) outcome() string {
 }
 
 // calls records every call into cxbridge.
-type calls struct {
-	mu  sync.Mutex
-	all []call
-}
+type calls struct{ recorder[call] }
 
-func (cs *calls) add(c call) {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	cs.all = append(cs.all, c)
-}
-
+// list is every call, in the order they were made.
 func (cs *calls) list() []call {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	out := append([]call(nil), cs.all...)
+	out := cs.snapshot()
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out
+}
+
+// recorder is a list that goroutines append to while the suite runs.
+type recorder[T any] struct {
+	mu    sync.Mutex
+	items []T
+}
+
+func (r *recorder[T]) add(v T) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.items = append(r.items, v)
+}
+
+func (r *recorder[T]) snapshot() []T {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]T(nil), r.items...)
 }
 
 // percentile of durations (p in 0..100); 0 for none.

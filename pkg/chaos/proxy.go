@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -254,19 +253,6 @@ func (e event) String() string {
 }
 
 // journal keeps every request the proxies saw.
-type journal struct {
-	mu     sync.Mutex
-	events []event
-}
+type journal struct{ recorder[event] }
 
-func (j *journal) add(e event) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	j.events = append(j.events, e)
-}
-
-func (j *journal) all() []event {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]event(nil), j.events...)
-}
+func (j *journal) all() []event { return j.snapshot() }

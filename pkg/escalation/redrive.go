@@ -311,6 +311,22 @@ func (d *drain) attempt(ctx context.Context, it Item) verdict {
 	var tk Ticket
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	err = s.guard(e.Target).Do(actx, func(ctx context.Context) error {
+		if f, ok := s.Targets[e.Target].(finder); ok && it.Since.IsZero() {
+			// Another call of this escalation may have created the ticket while the state
+			// store could not record it (delivered without duplicate protection, at the moment
+			// this one was queued): one search before the create. With Since set, Deliver
+			// searches anyway.
+			found, ok, err := f.Find(ctx, e)
+			switch {
+			case ok:
+				tk = found
+				return nil
+			case err != nil && connectors.IsOutage(err):
+				return err
+			case err != nil:
+				slog.WarnContext(ctx, "could not look for a delivery made elsewhere; creating", "error", err)
+			}
+		}
 		t, err := s.Targets[e.Target].Deliver(ctx, e, it.Since)
 		tk = t
 		return err

@@ -188,6 +188,30 @@ func TestQueuedSecondAttemptIsSearchedForBeforeTheRedriveCreates(t *testing.T) {
 	}
 }
 
+// Two calls of one escalation at the same moment as the state store comes back: one is
+// delivered without duplicate protection (the store did not answer it), the other claims the key
+// and is queued (the breaker is open). The redrive searches before it creates, so the queued item
+// finds the ticket instead of making a second one.
+func TestRedriveFindsATicketAnUnprotectedCallCreated(t *testing.T) {
+	e := newEnv(t)
+	req := body("conversationId", conv, "trigger", "vip", "target", "jira")
+	if c := e.withStore(t, hungStore(t)).post(req); c.res.Status != escalation.StatusCreated {
+		t.Fatalf("unprotected call: %+v", c.res)
+	}
+	esc, _, bad := e.svc.Prepare(mustInput(t, req))
+	if bad != nil {
+		t.Fatal(bad)
+	}
+	now := e.clock.Now()
+	if err := e.svc.Outbox.Enqueue(context.Background(), escalation.Item{Escalation: *esc, Due: now, CreatedAt: now, Reason: escalation.ReasonBreakerOpen}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := e.redrive()
+	if n := len(e.jira.Requests()); n != 1 || sum.Delivered != 1 {
+		t.Fatalf("redrive %+v and %d Jira requests for one escalation", sum, n)
+	}
+}
+
 // The redrive does nothing, quickly, while the store is hung.
 func TestRedriveSkipsItsRunWhileTheStoreIsHung(t *testing.T) {
 	e := newEnv(t)
