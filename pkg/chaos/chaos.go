@@ -328,6 +328,11 @@ func (r *run) kill(_ string, markers []string) string {
 			break
 		}
 	}
+	if conv == "" {
+		// A WhatsApp conversation's request: the fault is an escalation's, and killing any
+		// create-escalation in flight would crash one that had created nothing.
+		return "nothing (not an escalation's create)"
+	}
 	for _, name := range []string{"create-escalation", "escalation-redrive"} {
 		fn, err := r.st.Function(context.Background(), name)
 		if err != nil {
