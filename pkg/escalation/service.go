@@ -245,7 +245,10 @@ func (s *Service) escalate(ctx context.Context, in Input, decoded apigw.Warnings
 // deliver answers a validated escalation: a replay, or a run that delivers, links, queues or
 // fails it.
 func (s *Service) deliver(ctx context.Context, e *Escalation, validation string) (Result, error) {
-	claim, replay, err := s.Idem.Begin(ctx, IdempotencyPrefix+"#"+e.ID, validation)
+	// The claim is what keeps two calls of one escalation from both creating: it is sent even
+	// while this environment rests after a stall (one bounded call), so the second after
+	// DynamoDB comes back is protected, and an answer ends the rest.
+	claim, replay, err := s.Idem.Begin(store.SendDuringRest(ctx), IdempotencyPrefix+"#"+e.ID, validation)
 	unprotected := false
 	switch {
 	case errors.Is(err, idempotency.ErrMismatch):

@@ -26,7 +26,8 @@ import (
 //   - A call that timed out or could not reach DynamoDB makes every call of the next Rest fail
 //     at once, unsent, with ErrUnavailable: the rest of this request, and the next requests of
 //     this execution environment, do not each wait for the same stalled store. Calls go out again
-//     after Rest; the first that succeeds ends nothing special, it simply answers.
+//     after Rest, or sooner when a call sent during the rest (below) gets an answer: the store
+//     is back, and a request should not go without its state for the rest of the second.
 //   - Every such failure matches ErrUnavailable (errors.Is), so callers can tell "the state store
 //     could not answer" from a refused condition or a bad request.
 //   - A write that records what already happened elsewhere (a ticket created while the store
@@ -141,9 +142,13 @@ func (bd *bound) handle(ctx context.Context, in middleware.InitializeInput, next
 	defer cancel()
 	out, md, err := next.HandleInitialize(callCtx, in)
 	if err == nil {
+		bd.answered(resting)
 		return out, md, nil
 	}
 	stalled, unavailable := bd.classify(ctx, callCtx, err, bd.now().Sub(start))
+	if !unavailable {
+		bd.answered(resting)
+	}
 	if stalled {
 		bd.mu.Lock()
 		if until := bd.now().Add(bd.b.Rest); until.After(bd.restUntil) {
@@ -155,6 +160,16 @@ func (bd *bound) handle(ctx context.Context, in middleware.InitializeInput, next
 		return out, md, &UnavailableError{Op: op, Err: err}
 	}
 	return out, md, err
+}
+
+// answered ends a rest that a call sent during it has disproved.
+func (bd *bound) answered(resting bool) {
+	if !resting {
+		return
+	}
+	bd.mu.Lock()
+	bd.restUntil = time.Time{}
+	bd.mu.Unlock()
 }
 
 // classify says whether a failed call means the store is unavailable, and whether it is

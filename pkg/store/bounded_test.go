@@ -63,6 +63,37 @@ func TestAHungStoreCostsOneBoundedCallThenRests(t *testing.T) {
 	}
 }
 
+// DynamoDB stalls, then runs again within the rest: a call sent during the rest that gets an
+// answer ends it, so the environment's next calls go out at once.
+func TestAnAnswerDuringTheRestEndsIt(t *testing.T) {
+	local, err := dynamotest.StartPrivate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = local.Resume(); local.Stop() })
+	db := client(local.Endpoint(), store.Bounds{CallTimeout: 300 * time.Millisecond, Rest: time.Hour})
+	ctx := context.Background()
+	if err := local.Pause(); err != nil {
+		t.Skip(err) // no SIGSTOP on this platform
+	}
+	if _, err := get(ctx, db); !store.Unavailable(err) {
+		t.Fatalf("call to the paused store: %v", err)
+	}
+	if err := local.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(ctx, db); !store.Unsent(err) {
+		t.Fatalf("call during the rest: %v; want unsent", err)
+	}
+	// The table does not exist: an answer all the same.
+	if _, err := get(store.SendDuringRest(ctx), db); err == nil || store.Unavailable(err) {
+		t.Fatalf("call sent during the rest to a running store: %v; want DynamoDB's answer", err)
+	}
+	if _, err := get(ctx, db); err == nil || store.Unavailable(err) {
+		t.Fatalf("call after an answer during the rest: %v; want it sent and answered", err)
+	}
+}
+
 func TestTheCallersEarlierDeadlineWins(t *testing.T) {
 	db := client(dynamotest.HungEndpoint(t), store.Bounds{CallTimeout: 2 * time.Second, Rest: time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
