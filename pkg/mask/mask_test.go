@@ -272,6 +272,7 @@ func TestEgressRealSpeechAndTyping(t *testing.T) {
 		{"iban lower case", "nl91 abna 0417 1643 00", iban},
 		{"iban with hyphens", "FR14-2004-1010-0505-0001-3M02-606", iban},
 		{"iban fullwidth", "ＧＢ８２ ＷＥＳＴ １２３４ ５６９８ ７６５４ ３２", iban},
+		{"two ibans, no space between", "GB82WEST123456987654 32DE89370400440532013000", iban + iban},
 		{"ssn with en dashes", "SSN 123–45–6789", "SSN " + ssn},
 		{"ssn fullwidth", "１２３-４５-６７８９", ssn},
 	}
