@@ -316,15 +316,10 @@ func (d *drain) attempt(ctx context.Context, it Item) verdict {
 			// store could not record it (delivered without duplicate protection, at the moment
 			// this one was queued): one search before the create. With Since set, Deliver
 			// searches anyway.
-			found, ok, err := f.Find(ctx, e)
-			switch {
-			case ok:
+			found, ok, _, err := findFirst(ctx, f, e)
+			if ok || err != nil {
 				tk = found
-				return nil
-			case err != nil && connectors.IsOutage(err):
 				return err
-			case err != nil:
-				slog.WarnContext(ctx, "could not look for a delivery made elsewhere; creating", "error", err)
 			}
 		}
 		t, err := s.Targets[e.Target].Deliver(ctx, e, it.Since)

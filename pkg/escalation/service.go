@@ -314,6 +314,21 @@ type finder interface {
 	Find(ctx context.Context, e *Escalation) (Ticket, bool, error)
 }
 
+// findFirst searches for e's ticket before a create. found: the ticket is there; searched: the
+// search answered; err: the target is down, and the attempt ends. A search that fails otherwise
+// is logged, and the create goes ahead.
+func findFirst(ctx context.Context, f finder, e *Escalation) (tk Ticket, found, searched bool, err error) {
+	tk, found, err = f.Find(ctx, e)
+	switch {
+	case err == nil:
+		return tk, found, true, nil
+	case connectors.IsOutage(err):
+		return Ticket{}, false, false, err
+	}
+	slog.WarnContext(ctx, "could not look for the ticket an earlier delivery may have created; creating", "error", err)
+	return Ticket{}, false, false, nil
+}
+
 // run delivers the escalation (or links, queues or fails it) and returns the answer.
 // unprotected: the idempotency store could not be asked, so an earlier delivery of the same
 // escalation cannot be ruled out; a target that can look for it first does. So it does for a
@@ -373,16 +388,11 @@ func (s *Service) run(ctx context.Context, e *Escalation, claim *idempotency.Cla
 		ctx, cancel := context.WithDeadline(ctx, deliverBy)
 		defer cancel()
 		if f, ok := target.(finder); ok && mustLook {
-			found, ok, err := f.Find(ctx, e)
-			looked = err == nil
-			switch {
-			case ok:
+			found, ok, searched, err := findFirst(ctx, f, e)
+			looked = searched
+			if ok || err != nil {
 				tk = found
-				return nil
-			case err != nil && connectors.IsOutage(err):
 				return err
-			case err != nil:
-				slog.WarnContext(ctx, "could not look for an earlier delivery; creating", "error", err)
 			}
 		}
 		_, err := retry.Do(ctx, deliveryRetry, func(ctx context.Context, attempt int) error {
