@@ -93,12 +93,9 @@ func outageOn(ctx context.Context, args []string, out io.Writer, getenv func(str
 	if err != nil {
 		return err
 	}
-	m := escalation.Master{Key: strings.TrimSpace(*master), SysID: *sysID}
-	verified := false
-	if !*noVerify {
-		if m, verified, err = verifyMaster(ctx, st.aws, *target, m, getenv); err != nil {
-			return fmt.Errorf("master %s could not be checked: %w (fix it, or pass --no-verify)", *master, err)
-		}
+	m, verified, err := st.master(ctx, *target, *master, *sysID, *noVerify, getenv)
+	if err != nil {
+		return err
 	}
 	f := escalation.Flag{Target: *target, Active: !*standby, Master: m, Message: *message, Reason: *reason, SetBy: getenv("USER")}
 	if *lasts > 0 {
@@ -125,6 +122,19 @@ func outageOn(ctx context.Context, args []string, out io.Writer, getenv func(str
 	}
 	fmt.Fprintln(out, "  functions see it within a second; links are noted on the master once a minute")
 	return nil
+}
+
+// master is the master ticket --master names, checked in the target unless noVerify; verified
+// says it was checked.
+func (st *state) master(ctx context.Context, target, key, sysID string, noVerify bool, getenv func(string) string) (m escalation.Master, verified bool, err error) {
+	m = escalation.Master{Key: strings.TrimSpace(key), SysID: sysID}
+	if noVerify {
+		return m, false, nil
+	}
+	if m, verified, err = verifyMaster(ctx, st.aws, target, m, getenv); err != nil {
+		return m, false, fmt.Errorf("master %s could not be checked: %w (fix it, or pass --no-verify)", key, err)
+	}
+	return m, verified, nil
 }
 
 // verifyMaster checks the master ticket when the target's base URL is known. It returns the
@@ -236,12 +246,9 @@ func outageReplace(ctx context.Context, args []string, out io.Writer, getenv fun
 	if err != nil {
 		return err
 	}
-	m := escalation.Master{Key: strings.TrimSpace(*master), SysID: *sysID}
-	verified := false
-	if !*noVerify {
-		if m, verified, err = verifyMaster(ctx, st.aws, *target, m, getenv); err != nil {
-			return fmt.Errorf("master %s could not be checked: %w (fix it, or pass --no-verify)", *master, err)
-		}
+	m, verified, err := st.master(ctx, *target, *master, *sysID, *noVerify, getenv)
+	if err != nil {
+		return err
 	}
 	f, err := st.outage.Replace(ctx, *target, m, getenv("USER"), *message)
 	if errors.Is(err, escalation.ErrNoOutage) {
