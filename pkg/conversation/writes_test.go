@@ -8,43 +8,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/messagebird/messagebirdtest"
 	"github.com/cxbridge/cxbridge/pkg/conversation"
 )
 
-// fault is one way a write can fail, before or after it took effect.
-type fault struct {
-	name       string
-	status     int
-	retryAfter int
-	delay      time.Duration
-	reset      bool
-	after      bool // the write took effect; only its answer is lost
-}
+// fault is one of fakehttp.WriteFaults, in the terms of each fake's Failure.
+type fault struct{ fakehttp.WriteFault }
 
 func (f fault) jira(method string) jiratest.Failure {
-	return jiratest.Failure{Status: f.status, RetryAfter: f.retryAfter, Delay: f.delay, Reset: f.reset, AfterEffect: f.after, Method: method, Times: 1}
+	return jiratest.Failure{Status: f.Status, RetryAfter: f.RetryAfter, Delay: f.Delay, Reset: f.Reset, AfterEffect: f.After, Method: method, Times: 1}
 }
 
 func (f fault) mb(method string) messagebirdtest.Failure {
-	return messagebirdtest.Failure{Status: f.status, RetryAfter: f.retryAfter, Delay: f.delay, Reset: f.reset, AfterEffect: f.after, Method: method, Times: 1}
+	return messagebirdtest.Failure{Status: f.Status, RetryAfter: f.RetryAfter, Delay: f.Delay, Reset: f.Reset, AfterEffect: f.After, Method: method, Times: 1}
 }
 
-// writeFaults: the hangs outlast the 1.5 s webhook budget these tests configure.
-var writeFaults = []fault{
-	{name: "500 after the write", status: 500, after: true},
-	{name: "502 after the write", status: 502, after: true},
-	{name: "503 with Retry-After after the write", status: 503, retryAfter: 1, after: true},
-	{name: "504 after the write", status: 504, after: true},
-	{name: "reset after the write", reset: true, after: true},
-	{name: "hang after the write", delay: 3 * time.Second, after: true},
-	{name: "503 before the write", status: 503},
-	{name: "reset before the write", reset: true},
-	{name: "hang before the write", delay: 3 * time.Second},
-	{name: "429 with Retry-After", status: 429, retryAfter: 1},
-}
+// writeFaults: the hangs outlast the 1.5 s budget these tests give a call.
+var writeFaults = func() []fault {
+	var out []fault
+	for _, f := range fakehttp.WriteFaults(3 * time.Second) {
+		out = append(out, fault{f})
+	}
+	return out
+}()
 
 // shortBudget makes the webhook budget shorter than the injected hangs, once the setup is done
 // (with the default budget, so a loaded machine does not fail the setup).
@@ -88,7 +77,7 @@ func (w *world) untilDoneMB(t *testing.T, d messagebirdtest.Delivery) messagebir
 // every fault on MessageBird's send; Jira redelivers the comment until it is taken.
 func TestAgentReplyReachesTheCustomerOnceWhateverHappensToTheSend(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
@@ -134,7 +123,7 @@ func TestConcurrentRedeliveriesSendOnce(t *testing.T) {
 // request create; MessageBird redelivers until it is taken.
 func TestNewRequestIsCreatedOnceWhateverHappensToTheCreate(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			w.shortBudget()
@@ -173,7 +162,7 @@ func TestCreateInDoubtWaitsOutTheSearchLag(t *testing.T) {
 // new public comment; under every fault on that comment, it is added once.
 func TestCustomerCommentIsAddedOnce(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			_, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
@@ -197,7 +186,7 @@ func TestCustomerCommentIsAddedOnce(t *testing.T) {
 // TestAttachmentIsAttachedOnce: under every fault on attaching a customer's photo.
 func TestAttachmentIsAttachedOnce(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			_, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
@@ -218,7 +207,7 @@ func TestAttachmentIsAttachedOnce(t *testing.T) {
 // fault on the internal note, the agents get one note.
 func TestDeliveryFailureIsReportedOnce(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
@@ -245,7 +234,7 @@ func TestDeliveryFailureIsReportedOnce(t *testing.T) {
 // reaches the customer.
 func TestUndeliveredReplyIsReportedOnce(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			d, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello", At: time.Now().Add(-25 * time.Hour)})
@@ -289,7 +278,7 @@ func TestALaterRefusalKeepsTheDoubt(t *testing.T) {
 func afterFaults() []fault {
 	var out []fault
 	for _, f := range writeFaults {
-		if f.after {
+		if f.After {
 			out = append(out, f)
 		}
 	}
@@ -310,7 +299,7 @@ func (w *world) inJira(key, text string) int {
 // so the message's place is now a comment. The redelivery finds it in the description.
 func TestMessageWhosePlaceMovedIsWrittenOnce(t *testing.T) {
 	for _, f := range afterFaults() {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			_, r := w.mustReceive(messagebirdtest.Inbound{Text: "hello"})
@@ -340,7 +329,7 @@ func TestMessageWhosePlaceMovedIsWrittenOnce(t *testing.T) {
 // is appended, an agent replies, and only then is the first redelivered.
 func TestFirstMessageOfARequestAdoptedByTheNextIsWrittenOnce(t *testing.T) {
 	for _, f := range afterFaults() {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			w.shortBudget()
@@ -368,7 +357,7 @@ func TestFirstMessageOfARequestAdoptedByTheNextIsWrittenOnce(t *testing.T) {
 // customer once; the redelivered message is not written again.
 func TestReplyOnARequestNotYetLinkedReachesTheCustomer(t *testing.T) {
 	for _, f := range afterFaults() {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t)
 			w.shortBudget()

@@ -269,7 +269,7 @@ func TestRepeatCallerIsConfiguredPerTrigger(t *testing.T) {
 // is on the caller's incident once, and the escalation ends updated with its key.
 func TestRepeatCallerNoteInDoubtIsAddedOnce(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			e := repeatEnv(t, with("ESCALATION_BUDGET_MS", "1500"))
 			caller := e.sn.AddUser(servicenowtest.User{FirstName: "Jane"})
@@ -453,7 +453,7 @@ func (e *env) rawJiraRequest(req map[string]any) string {
 // the call is on the customer's request once, and no second request is raised.
 func TestRepeatCallerCommentInDoubtIsAddedOnce(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			e := repeatEnv(t, with("ESCALATION_BUDGET_MS", "1500"))
 			first := e.post(body("conversationId", conv, "trigger", "hold_time", "holdSeconds", 300, "customerEmail", "jane@example.com"))

@@ -8,44 +8,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cxbridge/cxbridge/pkg/connectors/fakehttp"
 	"github.com/cxbridge/cxbridge/pkg/connectors/jira/jiratest"
 	"github.com/cxbridge/cxbridge/pkg/connectors/servicenow/servicenowtest"
 	"github.com/cxbridge/cxbridge/pkg/escalation"
 )
 
-// fault is one way a write can fail, before or after it took effect, in the terms of every
-// fake's Failure.
-type fault struct {
-	name       string
-	status     int
-	retryAfter int
-	delay      time.Duration
-	reset      bool
-	after      bool // the write took effect; only its answer is lost
-}
+// fault is one of fakehttp.WriteFaults, in the terms of each fake's Failure.
+type fault struct{ fakehttp.WriteFault }
 
 func (f fault) jira(method string) jiratest.Failure {
-	return jiratest.Failure{Status: f.status, RetryAfter: f.retryAfter, Delay: f.delay, Reset: f.reset, AfterEffect: f.after, Method: method, Times: 1}
+	return jiratest.Failure{Status: f.Status, RetryAfter: f.RetryAfter, Delay: f.Delay, Reset: f.Reset, AfterEffect: f.After, Method: method, Times: 1}
 }
 
 func (f fault) sn(method string) servicenowtest.Failure {
-	return servicenowtest.Failure{Status: f.status, RetryAfter: f.retryAfter, Delay: f.delay, Reset: f.reset, AfterEffect: f.after, Method: method, Times: 1}
+	return servicenowtest.Failure{Status: f.Status, RetryAfter: f.RetryAfter, Delay: f.Delay, Reset: f.Reset, AfterEffect: f.After, Method: method, Times: 1}
 }
 
-// writeFaults are the failures production brings to a write: half of them after the target
-// applied it. The hangs outlast the 1.5 s budget the tests give a call.
-var writeFaults = []fault{
-	{name: "500 after the write", status: 500, after: true},
-	{name: "502 after the write", status: 502, after: true},
-	{name: "503 with Retry-After after the write", status: 503, retryAfter: 1, after: true},
-	{name: "504 after the write", status: 504, after: true},
-	{name: "reset after the write", reset: true, after: true},
-	{name: "hang after the write", delay: 4 * time.Second, after: true},
-	{name: "503 before the write", status: 503},
-	{name: "reset before the write", reset: true},
-	{name: "hang before the write", delay: 4 * time.Second},
-	{name: "429 with Retry-After", status: 429, retryAfter: 1},
-}
+// writeFaults: the hangs outlast the 1.5 s budget these tests give a call.
+var writeFaults = func() []fault {
+	var out []fault
+	for _, f := range fakehttp.WriteFaults(4 * time.Second) {
+		out = append(out, fault{f})
+	}
+	return out
+}()
 
 // settle runs the redrive as its schedule would until nothing is queued (or gives up), moving
 // the clock past search lags, Retry-After and the breaker's open time between runs.
@@ -79,7 +66,7 @@ func (e *env) incidentsOf(id string) int {
 func TestEveryCreateInDoubtMakesOneTicket(t *testing.T) {
 	for _, target := range []string{escalation.Jira, escalation.ServiceNow} {
 		for _, f := range writeFaults {
-			t.Run(target+"/"+f.name, func(t *testing.T) {
+			t.Run(target+"/"+f.Name, func(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t, with("ESCALATION_BUDGET_MS", "1500"))
 				if target == escalation.Jira {
@@ -102,7 +89,7 @@ func TestEveryCreateInDoubtMakesOneTicket(t *testing.T) {
 				if tickets != 1 {
 					t.Fatalf("%d tickets; want exactly 1 (%d create calls, first answer %s)", tickets, creates, first.raw)
 				}
-				if f.after && creates != 1 {
+				if f.After && creates != 1 {
 					t.Fatalf("%d create calls: a create that took effect was repeated", creates)
 				}
 				final := e.post(req)
@@ -121,7 +108,7 @@ func TestEveryCreateInDoubtMakesOneTicket(t *testing.T) {
 // exists becomes a work note on it; whatever happens to the note's answer, it is there once.
 func TestWorkNoteInDoubtIsAppendedOnce(t *testing.T) {
 	for _, f := range writeFaults {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, with("ESCALATION_BUDGET_MS", "1500"))
 			first := e.post(body("conversationId", conv, "trigger", "wrap_up", "target", "servicenow"))
@@ -160,7 +147,7 @@ func TestWorkNoteInDoubtIsAppendedOnce(t *testing.T) {
 func TestMasterNoteInDoubtIsWrittenOnce(t *testing.T) {
 	for _, target := range []string{escalation.Jira, escalation.ServiceNow} {
 		for _, f := range writeFaults {
-			t.Run(target+"/"+f.name, func(t *testing.T) {
+			t.Run(target+"/"+f.Name, func(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t)
 				var master escalation.Master
