@@ -296,7 +296,10 @@ func (s *Service) deliver(ctx context.Context, e *Escalation, validation string)
 
 // closeReserve is the part of the budget kept back from delivery for recording its outcome
 // (the breaker, the answer or the queued item, the link-back), at most a fifth of the budget.
-const closeReserve = 500 * time.Millisecond
+// Those are up to three state writes one after another; a second leaves each its bound in
+// production (STATE_CALL_TIMEOUT_MS 500) even when DynamoDB is slow to answer, so an escalation
+// whose target hung is queued rather than answered state_unavailable.
+const closeReserve = time.Second
 
 // deliverBy is when delivery must stop so the outcome can be recorded within ctx's deadline.
 func (s *Service) deliverBy(ctx context.Context) time.Time {
